@@ -1,0 +1,111 @@
+"""The one place that reads environment flags.
+
+Flag names are the ones Roboflow's ``inference`` server uses, so a deployment
+can switch our fast paths with the switches it already knows. CLI options
+override the environment through :func:`resolve_flags`.
+
+>>> import os
+>>> from inference_accel.flags import read_flags
+>>> read_flags({"RFDETR_PIPELINE_DEPTH": "1"}).pipeline_depth
+1
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Mapping
+
+from inference_accel.errors import FlagValueError
+
+PREPROC_FLAG = "INFERENCE_MODELS_RFDETR_TRITON_PREPROC_ENABLED"
+POSTPROC_FLAG = "INFERENCE_MODELS_RFDETR_TRITON_POSTPROC_ENABLED"
+CUDA_GRAPHS_FLAG = "ENABLE_AUTO_CUDA_GRAPHS_FOR_TRT_BACKEND"
+PIPELINE_DEPTH_FLAG = "RFDETR_PIPELINE_DEPTH"
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Flags:
+    """Resolved switches for the fast paths.
+
+    ``preproc_fast`` / ``postproc_fast``: allow the fused preprocessing and the
+    sparse postprocessing (Triton on GPU, the CPU fast path elsewhere); false
+    forces the reference path. ``cuda_graphs``: capture per-frame GPU work in
+    CUDA graphs (only meaningful on GPU). ``pipeline_depth``: 1 runs frames one
+    after another, 2 overlaps CPU and GPU stages of consecutive frames.
+    """
+
+    preproc_fast: bool = True
+    postproc_fast: bool = True
+    cuda_graphs: bool = True
+    pipeline_depth: int = 1
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """Parse a boolean flag value, or raise :class:`FlagValueError` naming it."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise FlagValueError(
+        f"{name}={value!r} is not a boolean; use one of true/false, 1/0, yes/no, on/off"
+    )
+
+
+def parse_depth(name: str, value: str | int) -> int:
+    """Parse the pipeline depth (1 or 2), or raise :class:`FlagValueError`."""
+    try:
+        depth = int(str(value).strip())
+    except ValueError:
+        raise FlagValueError(f"{name}={value!r} is not an integer; use 1 or 2") from None
+    if depth not in (1, 2):
+        raise FlagValueError(f"{name}={value!r} is out of range; use 1 or 2")
+    return depth
+
+
+def read_flags(environ: Mapping[str, str] | None = None) -> Flags:
+    """Read every flag from ``environ`` (default ``os.environ``)."""
+    env = os.environ if environ is None else environ
+    defaults = Flags()
+
+    def boolean(name: str, default: bool) -> bool:
+        raw = env.get(name)
+        return default if raw is None or raw.strip() == "" else parse_bool(name, raw)
+
+    raw_depth = env.get(PIPELINE_DEPTH_FLAG)
+    depth = (
+        defaults.pipeline_depth
+        if raw_depth is None or raw_depth.strip() == ""
+        else parse_depth(PIPELINE_DEPTH_FLAG, raw_depth)
+    )
+    return Flags(
+        preproc_fast=boolean(PREPROC_FLAG, defaults.preproc_fast),
+        postproc_fast=boolean(POSTPROC_FLAG, defaults.postproc_fast),
+        cuda_graphs=boolean(CUDA_GRAPHS_FLAG, defaults.cuda_graphs),
+        pipeline_depth=depth,
+    )
+
+
+def resolve_flags(
+    *,
+    preproc_fast: bool | None = None,
+    postproc_fast: bool | None = None,
+    cuda_graphs: bool | None = None,
+    pipeline_depth: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Flags:
+    """Environment flags with explicit (CLI) overrides applied on top."""
+    flags = read_flags(environ)
+    overrides = {
+        "preproc_fast": preproc_fast,
+        "postproc_fast": postproc_fast,
+        "cuda_graphs": cuda_graphs,
+        "pipeline_depth": None
+        if pipeline_depth is None
+        else parse_depth("--pipeline-depth", pipeline_depth),
+    }
+    return replace(flags, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""Postprocessing: dense reference, sparse CPU, Triton crop-RLE."""

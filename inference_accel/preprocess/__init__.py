@@ -1,0 +1,1 @@
+"""Preprocessing: reference PIL chain, fused CPU fast path, Triton kernel."""
