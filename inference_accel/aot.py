@@ -12,8 +12,12 @@ cubin reports registers and spills for the docs.
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import json
 import os
 import re
+import sys
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -30,6 +34,21 @@ class Target:
 
 
 TARGETS = tuple(Target(a) for a in ARCHS)
+
+# Modules whose ``aot_variants()`` list every kernel variant we ship.
+KERNEL_MODULES = ("inference_accel.kernels.preprocess", "inference_accel.kernels.postprocess")
+
+
+@dataclass(frozen=True)
+class AotVariant:
+    """One compilable kernel variant: the jitted function, the Triton type of
+    each argument, the constexpr values and the launch's warp count."""
+
+    name: str
+    fn: Any
+    signature: Mapping[str, str]
+    constexprs: Mapping[str, Any]
+    num_warps: int = 4
 
 
 @dataclass(frozen=True)
@@ -95,3 +114,56 @@ def compile_for(
         shared_bytes=int(compiled.metadata.shared),
         ptx_bytes=len(compiled.asm["ptx"]),
     )
+
+
+def collect_variants(modules: tuple[str, ...] = KERNEL_MODULES) -> list[AotVariant]:
+    """Every variant from every kernel module that exists (``aot_variants()``)."""
+    variants: list[AotVariant] = []
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        variants.extend(module.aot_variants())
+    return variants
+
+
+def compile_all(modules: tuple[str, ...] = KERNEL_MODULES) -> list[dict[str, Any]]:
+    """Compile every variant for every target; one row per (variant, arch)."""
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        raise RuntimeError("AOT compilation needs TRITON_INTERPRET unset (jitted, not interpreted, kernels)")
+    rows = []
+    for variant in collect_variants(modules):
+        for target in TARGETS:
+            report = compile_for(
+                variant.fn, variant.signature, variant.constexprs, target.arch, variant.num_warps
+            )
+            row = dict(report.__dict__)
+            row["kernel"] = variant.name
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m inference_accel.aot [--json FILE]``: compile and print a table."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--module", action="append", help="kernel module(s) to compile")
+    args = parser.parse_args(argv)
+    rows = compile_all(tuple(args.module) if args.module else KERNEL_MODULES)
+    print(f"{'kernel':<40} {'arch':>5} {'regs':>5} {'spill(local B)':>14} {'stack B':>8} {'smem B':>7}")
+    for r in rows:
+        print(
+            f"{r['kernel']:<40} sm_{r['arch']:<2} {r['registers']:>5} {r['local_bytes']:>14} "
+            f"{r['stack_bytes']:>8} {r['shared_bytes']:>7}"
+        )
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

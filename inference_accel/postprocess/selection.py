@@ -15,10 +15,10 @@ this order:
 
 >>> import torch
 >>> logits = torch.full((3, 2), -10.0); logits[1, 0] = 5.0
->>> boxes = torch.tensor([[0.5, 0.5, 0.2, 0.2]] * 3)
+>>> boxes = torch.tensor([[0.5, 0.5, 0.5, 0.5]] * 3)
 >>> s = select_detections(logits, boxes, frame_hw=(100, 200), threshold=0.4)
 >>> s.query.tolist(), s.class_id.tolist(), s.xyxy.tolist()
-([1], [0], [[80.0, 40.0, 120.0, 60.0]])
+([1], [0], [[50.0, 25.0, 150.0, 75.0]])
 """
 
 from __future__ import annotations
