@@ -1,0 +1,1 @@
+"""Inference engines: onnxruntime (CPU or CUDA provider) and TensorRT."""

@@ -1,0 +1,32 @@
+"""Open the right engine for a :class:`~inference_accel.models.source.ModelSource`.
+
+>>> from inference_accel.engine.factory import default_device
+>>> default_device() in ("cpu", "cuda")
+True
+"""
+
+from __future__ import annotations
+
+import torch
+
+from inference_accel.flags import Flags
+from inference_accel.models.source import ModelSource
+
+
+def default_device() -> str:
+    """``cuda`` when torch sees a GPU and onnxruntime has its CUDA provider, else ``cpu``."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    import onnxruntime as ort
+
+    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+
+
+def open_engine(source: ModelSource, flags: Flags, device: str | None = None, slots: int = 1):
+    if source.kind == "tensorrt":
+        from inference_accel.engine.tensorrt_engine import TensorRTEngine
+
+        return TensorRTEngine(source.path, slots=slots, cuda_graphs=flags.cuda_graphs)
+    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(source.path, device=device or default_device(), slots=slots)

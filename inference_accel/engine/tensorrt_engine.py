@@ -1,0 +1,172 @@
+"""TensorRT engine: preallocated buffers, one context per slot, CUDA graphs.
+
+Runs only on an NVIDIA GPU with ``tensorrt`` (desktop, TensorRT 10/11) or the
+lean runtime ``tensorrt_lean`` installed; the engine file (``.plan``) must be
+built for that GPU and TensorRT version (``trtexec --onnx=... --saveEngine=...``).
+
+Per slot: one ``IExecutionContext`` whose tensor addresses point at torch
+CUDA tensors allocated once. :meth:`TensorRTEngine.run` enqueues with
+``execute_async_v3`` on the engine's own non-default stream, ordered after
+torch's current stream (where preprocessing ran) and before it (where
+postprocessing runs). With CUDA graphs on, the first run of a slot enqueues
+once (TensorRT allocates on its first enqueue), then captures the enqueue
+into a ``torch.cuda.CUDAGraph`` and replays it from then on: shapes and
+addresses are baked in, which is why each slot owns its context and buffers.
+
+``TRT_API`` names every TensorRT attribute this module touches; a test checks
+them against the installed runtime's classes, so the code that cannot run
+here is at least checked against the real API.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from inference_accel.engine.base import Buffers
+from inference_accel.engine.io_spec import check_io
+from inference_accel.errors import InvalidModelError, ModelNotFoundError
+
+logger = logging.getLogger("inference_accel")
+
+TRT_API: dict[str, tuple[str, ...]] = {
+    "module": ("Logger", "Runtime", "TensorIOMode", "DataType", "ICudaEngine", "IExecutionContext"),
+    "Runtime": ("deserialize_cuda_engine",),
+    "ICudaEngine": (
+        "num_io_tensors",
+        "get_tensor_name",
+        "get_tensor_mode",
+        "get_tensor_shape",
+        "get_tensor_dtype",
+        "create_execution_context",
+    ),
+    "IExecutionContext": ("set_input_shape", "set_tensor_address", "execute_async_v3"),
+    "TensorIOMode": ("INPUT", "OUTPUT"),
+    "DataType": ("FLOAT", "HALF"),
+}
+
+
+def import_tensorrt():
+    """The full ``tensorrt`` package if installed, else the lean runtime."""
+    try:
+        import tensorrt as trt  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            import tensorrt_lean as trt  # type: ignore[import-not-found]
+        except ImportError:
+            raise RuntimeError(
+                "TensorRT is not installed; install the gpu extra (pip install 'inference-accel[gpu]')"
+            ) from None
+    return trt
+
+
+def _torch_dtype(trt, dtype) -> torch.dtype:
+    table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
+    if dtype not in table:
+        raise InvalidModelError(f"unsupported TensorRT I/O dtype {dtype}; expected FLOAT or HALF")
+    return table[dtype]
+
+
+class TensorRTEngine:
+    """An RF-DETR-Seg TensorRT engine with ``slots`` contexts and buffer sets."""
+
+    def __init__(self, path: str | Path, slots: int = 1, cuda_graphs: bool = True):
+        trt = import_tensorrt()
+        path = Path(path)
+        if not path.is_file():
+            raise ModelNotFoundError(f"engine file not found: {path}")
+        if not torch.cuda.is_available():
+            raise RuntimeError("a TensorRT engine needs a CUDA GPU; none is available")
+        self._trt = trt
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise InvalidModelError(
+                f"TensorRT cannot deserialize {path}: built for another GPU or TensorRT version?"
+            )
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs, outputs = [], []
+        for name in names:
+            shape = tuple(int(d) if int(d) >= 0 else -1 for d in self.engine.get_tensor_shape(name))
+            shape = tuple(d if d >= 0 else "dynamic" for d in shape)
+            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            (inputs if is_input else outputs).append((name, shape if not is_input else (1,) + shape[1:]))
+        self.spec = check_io(inputs, outputs)
+        self.name = "tensorrt"
+        self.device = torch.device("cuda", torch.cuda.current_device())
+        self.stream = torch.cuda.Stream()
+        self.cuda_graphs = cuda_graphs
+        self.slots: list[Buffers] = []
+        self._contexts = []
+        self._graphs: list[torch.cuda.CUDAGraph | None] = []
+        for _ in range(slots):
+            self._add_slot()
+
+    def _alloc(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        dtype = _torch_dtype(self._trt, self.engine.get_tensor_dtype(name))
+        return torch.empty(shape, dtype=dtype, device=self.device)
+
+    def _add_slot(self) -> None:
+        s = self.spec
+        context = self.engine.create_execution_context()
+        if context is None:
+            raise RuntimeError("TensorRT could not create an execution context (out of GPU memory?)")
+        h, w = s.input_hw
+        buffers = Buffers(
+            input=self._alloc(s.input_name, (1, 3, h, w)),
+            dets=self._alloc("dets", (1, s.num_queries, 4)),
+            labels=self._alloc("labels", (1, s.num_queries, s.num_classes)),
+            masks=self._alloc("masks", (1, s.num_queries, *s.mask_hw)),
+        )
+        if not context.set_input_shape(s.input_name, tuple(buffers.input.shape)):
+            raise InvalidModelError(f"engine rejects input shape {tuple(buffers.input.shape)}")
+        for name, tensor in (
+            (s.input_name, buffers.input),
+            ("dets", buffers.dets),
+            ("labels", buffers.labels),
+            ("masks", buffers.masks),
+        ):
+            if not context.set_tensor_address(name, tensor.data_ptr()):
+                raise RuntimeError(f"TensorRT refused the address of tensor {name}")
+        self.slots.append(buffers)
+        self._contexts.append(context)
+        self._graphs.append(None)
+
+    def _enqueue(self, slot: int) -> None:
+        if not self._contexts[slot].execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed")
+
+    def _capture(self, slot: int) -> None:
+        """Warm up once (TensorRT allocates on the first enqueue), then capture."""
+        with torch.cuda.stream(self.stream):
+            self._enqueue(slot)
+        self.stream.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            # torch.cuda.graph ends the capture in its __exit__ even when the
+            # body raises, so the stream never stays in capture mode.
+            with torch.cuda.graph(graph, stream=self.stream):
+                self._enqueue(slot)
+        except Exception as exc:
+            logger.warning("CUDA graph capture failed, enqueueing without graphs: %s", exc)
+            self.cuda_graphs = False
+            return
+        self._graphs[slot] = graph
+
+    def run(self, slot: int = 0) -> Buffers:
+        """Run slot ``slot``; ordered after and before torch's current stream."""
+        current = torch.cuda.current_stream()
+        self.stream.wait_stream(current)
+        if self.cuda_graphs and self._graphs[slot] is None:
+            self._capture(slot)
+        graph = self._graphs[slot]
+        if graph is not None:
+            with torch.cuda.stream(self.stream):
+                graph.replay()
+        else:
+            self._enqueue(slot)
+        current.wait_stream(self.stream)
+        return self.slots[slot]

@@ -1,0 +1,1 @@
+"""Models: RF-DETR-Seg sizes, ONNX export, and loading model files/packages."""

@@ -1,0 +1,132 @@
+"""Build an RF-DETR segmentation model with ``rfdetr`` and export it to ONNX.
+
+With a checkpoint the model loads it. Without one no network is reachable to
+fetch the published weights, so the model is built from **random
+initialisation** and we say so plainly. Random weights give boxes equal to
+the anchors and almost no score above threshold, which would leave the mask
+path unexercised; so a random model is *demo-calibrated*: the last box layer
+gets small random weights and the class bias is shifted so that about
+``DEMO_DETECTIONS`` (query, class) pairs score above 0.5 on a photograph.
+Its detections are meaningless; its tensors have the real shapes, the real
+graph and the real cost.
+
+The ONNX file has one input ``input`` (1, 3, S, S) and outputs ``dets``
+(1, Q, 4), ``labels`` (1, Q, 91) and ``masks`` (1, Q, S/4, S/4). A JSON
+sidecar beside it records the size, the classes and whether the weights are
+random.
+
+>>> from inference_accel.models.export import sidecar_path
+>>> sidecar_path("/tmp/rfdetr-seg-nano.onnx").name
+'rfdetr-seg-nano.json'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from inference_accel.errors import InferenceAccelError, ModelNotFoundError
+from inference_accel.models.cache import cached_model_path
+from inference_accel.models.specs import COCO_CLASS_NAMES, SEG_MODELS
+
+logger = logging.getLogger("inference_accel")
+
+DEMO_DETECTIONS = 20
+DEMO_SEED = 0
+
+
+def sidecar_path(onnx_path: str | os.PathLike[str]) -> Path:
+    return Path(onnx_path).with_suffix(".json")
+
+
+def _build(name: str, checkpoint: str | None):
+    import torch
+    import rfdetr
+
+    spec = SEG_MODELS[name]
+    model_class = getattr(rfdetr, spec.rfdetr_class)
+    torch.manual_seed(DEMO_SEED)
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise ModelNotFoundError(f"checkpoint not found: {checkpoint}")
+        return model_class(pretrain_weights=str(checkpoint))
+    return model_class(pretrain_weights=None)
+
+
+def demo_calibrate(model, input_size: int) -> float:
+    """Give a random-weight model varied boxes and a few confident detections.
+
+    Returns the class-bias shift applied.
+    """
+    import cv2
+    import numpy as np
+    import torch
+    from skimage import data as skdata
+
+    from inference_accel.preprocess.reference import preprocess_reference
+
+    net = model.model.model.eval()
+    generator = torch.Generator().manual_seed(DEMO_SEED)
+    last_box_layer = net.bbox_embed.layers[-1]
+    with torch.no_grad():
+        last_box_layer.weight.copy_(
+            torch.randn(last_box_layer.weight.shape, generator=generator) * 0.02
+        )
+        last_box_layer.bias.copy_(torch.randn(last_box_layer.bias.shape, generator=generator) * 0.5)
+        photo = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
+        x, _ = preprocess_reference(np.ascontiguousarray(photo), (input_size, input_size))
+        logits = net(x)["pred_logits"].flatten()
+        kth = torch.topk(logits, DEMO_DETECTIONS).values[-1].item()
+        shift = -kth + math.log(0.45 / 0.55)  # k-th best pair scores 0.45
+        net.class_embed.bias.add_(shift)
+    return shift
+
+
+def export_model(
+    name: str = "seg-nano",
+    checkpoint: str | None = None,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    demo_calibration: bool = True,
+) -> Path:
+    """Export RF-DETR ``name`` to ONNX and return the file's path.
+
+    ``output`` defaults to the cached path (see :mod:`~inference_accel.models.cache`).
+    """
+    if name not in SEG_MODELS:
+        raise InferenceAccelError(f"unknown model {name!r}; choose one of {sorted(SEG_MODELS)}")
+    spec = SEG_MODELS[name]
+    destination = Path(output) if output is not None else cached_model_path(name)
+    random_init = checkpoint is None
+    if random_init:
+        logger.warning(
+            "no checkpoint given: building %s from RANDOM initialisation (no network here to fetch "
+            "published weights); detections will be meaningless%s",
+            name,
+            ", demo-calibrated to produce some" if demo_calibration else "",
+        )
+    model = _build(name, checkpoint)
+    shift = demo_calibrate(model, spec.input_size) if random_init and demo_calibration else None
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination.parent) as scratch:
+        model.export(output_dir=scratch, verbose=False)
+        produced = sorted(Path(scratch).glob("*.onnx"))
+        if not produced:
+            raise InferenceAccelError(f"rfdetr export wrote no .onnx file into {scratch}")
+        shutil.move(str(produced[0]), destination)
+    sidecar = {
+        "model": name,
+        "input_size": spec.input_size,
+        "num_queries": spec.num_queries,
+        "class_names": list(COCO_CLASS_NAMES),
+        "random_init": random_init,
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "demo_class_bias_shift": shift,
+    }
+    sidecar_path(destination).write_text(json.dumps(sidecar, indent=2))
+    return destination
