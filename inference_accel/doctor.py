@@ -1,0 +1,93 @@
+"""``inference-accel doctor``: what this machine can run, and why not.
+
+>>> from inference_accel.flags import Flags
+>>> "preprocess" in doctor_report(Flags())
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+
+from inference_accel import dispatch
+from inference_accel.flags import (
+    CUDA_GRAPHS_FLAG,
+    PIPELINE_DEPTH_FLAG,
+    POSTPROC_FLAG,
+    PREPROC_FLAG,
+    Flags,
+)
+
+
+def _version(module: str) -> str:
+    try:
+        mod = importlib.import_module(module)
+    except Exception as exc:  # ImportError, or a broken install raising anything
+        return f"not importable ({type(exc).__name__}: {exc})".splitlines()[0][:100]
+    return str(getattr(mod, "__version__", "installed"))
+
+
+def _cuda_line() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        major, minor = torch.cuda.get_device_capability(0)
+        return f"available: {name} (sm_{major}{minor}), torch CUDA {torch.version.cuda}"
+    return f"not available (torch built for CUDA {torch.version.cuda}; no GPU/driver visible)"
+
+
+def _tensorrt_line() -> str:
+    from inference_accel.engine.tensorrt_engine import import_tensorrt
+
+    try:
+        trt = import_tensorrt()
+    except RuntimeError as exc:
+        return f"not usable: {exc}"
+    import torch
+
+    where = f"{trt.__name__} {getattr(trt, '__version__', '?')}"
+    if not torch.cuda.is_available():
+        return f"{where} installed; engines cannot run: no CUDA GPU"
+    return f"{where} installed; engines can run"
+
+
+def _onnxruntime_line() -> str:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return f"not importable: {exc}"
+    return f"{ort.__version__}, providers: {', '.join(ort.get_available_providers())}"
+
+
+def doctor_report(flags: Flags) -> str:
+    # Importing the op APIs registers their implementations with dispatch.
+    import inference_accel.postprocess.api  # noqa: F401
+    import inference_accel.preprocess.api  # noqa: F401
+
+    lines = [
+        f"python       {platform.python_version()} on {platform.machine()}",
+        f"torch        {_version('torch')}",
+        f"triton       {_version('triton')}",
+        f"pillow       {_version('PIL')}",
+        f"supervision  {_version('supervision')}",
+        f"onnxruntime  {_onnxruntime_line()}",
+        f"CUDA         {_cuda_line()}",
+        f"TensorRT     {_tensorrt_line()}",
+        "",
+        "flags (environment, then CLI overrides):",
+        f"  {PREPROC_FLAG}={str(flags.preproc_fast).lower()}",
+        f"  {POSTPROC_FLAG}={str(flags.postproc_fast).lower()}",
+        f"  {CUDA_GRAPHS_FLAG}={str(flags.cuda_graphs).lower()}",
+        f"  {PIPELINE_DEPTH_FLAG}={flags.pipeline_depth}",
+    ]
+    for op in ("preprocess", "postprocess"):
+        verdicts = dispatch.explain(op, flags)
+        chosen = next((v.implementation.name for v in verdicts if v.available), "none")
+        lines += ["", f"{op}: active implementation = {chosen}"]
+        for verdict in verdicts:
+            state = "available" if verdict.available else f"unavailable: {verdict.reason}"
+            mark = "*" if verdict.implementation.name == chosen else " "
+            lines.append(f"  {mark} {verdict.implementation.name:<10} {state}")
+    return "\n".join(lines)
