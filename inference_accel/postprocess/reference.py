@@ -37,7 +37,7 @@ def upsample_masks_dense(
     """(N, Hm, Wm) logits -> (N, H, W) bool frame masks, the reference way."""
     n = mask_logits.shape[0]
     fh, fw = frame_hw
-    out = torch.zeros((n, fh, fw), dtype=torch.bool)
+    out = torch.zeros((n, fh, fw), dtype=torch.bool, device=mask_logits.device)
     if n == 0:
         return out
     r0, r1 = placement.rows
@@ -66,7 +66,7 @@ def selection_to_detections(
     class_names: Sequence[str] | None,
 ) -> sv.Detections:
     """Wrap a selection and its masks (dense array or CompactMask) as ``sv.Detections``."""
-    class_id = selection.class_id.numpy().astype(int)
+    class_id = selection.class_id.cpu().numpy().astype(int)
     data = {}
     if class_names is not None:
         data["class_name"] = np.array(
@@ -74,8 +74,8 @@ def selection_to_detections(
             dtype=object if len(class_id) == 0 else None,
         )
     return sv.Detections(
-        xyxy=selection.xyxy.numpy().astype(np.float32).reshape(-1, 4),
-        confidence=selection.confidence.numpy().astype(np.float32),
+        xyxy=selection.xyxy.cpu().numpy().astype(np.float32).reshape(-1, 4),
+        confidence=selection.confidence.cpu().numpy().astype(np.float32),
         class_id=class_id,
         mask=mask,
         data=data,
@@ -117,4 +117,4 @@ def postprocess_reference(
     )
     placement = mask_placement(geometry, mask_logits.shape[-2:], frame_hw)
     masks = upsample_masks_dense(mask_logits.index_select(0, selection.query), placement, frame_hw)
-    return selection_to_detections(selection, masks.numpy(), class_names)
+    return selection_to_detections(selection, masks.cpu().numpy(), class_names)

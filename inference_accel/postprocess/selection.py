@@ -69,7 +69,7 @@ def boxes_to_frame(
     xyxy = torch.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], dim=-1)
     fh, fw = frame_hw
     if geometry is None or geometry.is_stretch:
-        scale = torch.tensor([fw, fh, fw, fh], dtype=xyxy.dtype)
+        scale = torch.tensor([fw, fh, fw, fh], dtype=xyxy.dtype, device=xyxy.device)
         xyxy = xyxy * scale
     else:
         ih, iw = geometry.input_hw
@@ -85,7 +85,7 @@ def boxes_to_frame(
         xyxy = torch.stack([fx[..., 0], fy[..., 0], fx[..., 1], fy[..., 1]], dim=-1).to(
             boxes_cxcywh.dtype
         )
-    limit = torch.tensor([fw, fh, fw, fh], dtype=xyxy.dtype)
+    limit = torch.tensor([fw, fh, fw, fh], dtype=xyxy.dtype, device=xyxy.device)
     return xyxy.clamp_min(0.0).clamp(max=limit)
 
 
@@ -105,7 +105,7 @@ def select_detections(
     keep = scores > threshold
     scores, query, cls = scores[keep], query[keep], cls[keep]
     if class_mapping is not None:
-        mapping = torch.as_tensor(np.asarray(class_mapping), dtype=torch.int64)
+        mapping = torch.as_tensor(np.asarray(class_mapping), dtype=torch.int64, device=cls.device)
         in_range = cls < mapping.shape[0]
         mapped = torch.full_like(cls, -1)
         mapped[in_range] = mapping[cls[in_range]]
