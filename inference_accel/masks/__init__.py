@@ -1,6 +1,7 @@
 """Mask toolkit on ``sv.CompactMask`` that never inflates masks to dense arrays.
 
 - :mod:`.coco_rle`: CompactMask <-> full-image COCO RLE (both forms).
+- :mod:`.polygons`: RLE -> polygons on the tight crop (largest, external, holes).
 """
 
 from inference_accel.masks.coco_rle import (
@@ -10,8 +11,22 @@ from inference_accel.masks.coco_rle import (
     from_coco_rle,
     to_coco_rle,
 )
+from inference_accel.masks.polygons import (
+    external_polygons,
+    find_contours,
+    largest_polygon,
+    masks_to_polygons,
+    paint_tight_crop,
+    polygons_with_holes,
+)
 
 __all__ = [
+    "external_polygons",
+    "find_contours",
+    "largest_polygon",
+    "masks_to_polygons",
+    "paint_tight_crop",
+    "polygons_with_holes",
     "coco_counts",
     "decode_counts_string",
     "encode_counts_string",
