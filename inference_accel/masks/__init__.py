@@ -2,6 +2,7 @@
 
 - :mod:`.coco_rle`: CompactMask <-> full-image COCO RLE (both forms).
 - :mod:`.polygons`: RLE -> polygons on the tight crop (largest, external, holes).
+- :mod:`.multiclass`: (H, W) label maps <-> multiclass RLE <-> per-class masks.
 """
 
 from inference_accel.masks.coco_rle import (
@@ -19,8 +20,22 @@ from inference_accel.masks.polygons import (
     paint_tight_crop,
     polygons_with_holes,
 )
+from inference_accel.masks.multiclass import (
+    coco_to_multiclass,
+    compact_to_multiclass,
+    decode_multiclass,
+    encode_multiclass,
+    multiclass_to_coco,
+    multiclass_to_compact,
+)
 
 __all__ = [
+    "coco_to_multiclass",
+    "compact_to_multiclass",
+    "decode_multiclass",
+    "encode_multiclass",
+    "multiclass_to_coco",
+    "multiclass_to_compact",
     "external_polygons",
     "find_contours",
     "largest_polygon",
