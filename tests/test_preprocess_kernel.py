@@ -1,0 +1,205 @@
+"""The real Triton preprocessing kernel, run by Triton's interpreter on CPU tensors.
+
+``conftest.py`` sets ``TRITON_INTERPRET=1`` before the kernel module is
+imported. The interpreter runs about a million elements per second, so sizes
+stay small; exactness does not depend on size (the tables do, and those are
+exercised at every ratio in ``test_preprocess.py``). Expected values come from
+the installed Pillow and torchvision. The last test compiles every shipped
+variant for sm_87/89/90 in a subprocess without the interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchvision.transforms.functional as TF
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from inference_accel.flags import Flags
+from inference_accel.preprocess import api, pillow_resize
+from inference_accel.preprocess.geometry import plan_geometry
+from inference_accel.preprocess.reference import IMAGENET_MEAN, IMAGENET_STD
+from inference_accel.preprocess.triton_launch import TritonPreprocessor, interpreter_active
+
+pytestmark = pytest.mark.skipif(not interpreter_active(), reason="needs TRITON_INTERPRET=1 (set by conftest)")
+
+
+def pil_rgb_resized(frame_rgb: np.ndarray, out_hw: tuple[int, int], vertical_first: bool | None = None) -> np.ndarray:
+    """Pillow's resize; with ``vertical_first`` given, its two passes forced into that order."""
+    img = Image.fromarray(np.ascontiguousarray(frame_rgb))
+    if vertical_first is None:
+        return np.asarray(img.resize((out_hw[1], out_hw[0]), Image.BILINEAR))
+    h, w = frame_rgb.shape[:2]
+    mid = (w, out_hw[0]) if vertical_first else (out_hw[1], h)
+    return np.asarray(img.resize(mid, Image.BILINEAR).resize((out_hw[1], out_hw[0]), Image.BILINEAR))
+
+
+def expected_tensor(frame_rgb: np.ndarray, input_hw, mode="stretch", vertical_first=None) -> torch.Tensor:
+    """PIL resize, canvas, torchvision to_tensor + normalize: (3, H, W) float32."""
+    g = plan_geometry(frame_rgb.shape[:2], input_hw, mode)
+    resized = pil_rgb_resized(frame_rgb, g.resized_hw, vertical_first)
+    canvas = np.zeros(tuple(input_hw) + (3,), np.uint8)
+    x0, y0, x1, y1 = g.content
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, input_hw[1]), min(y1, input_hw[0])
+    canvas[cy0:cy1, cx0:cx1] = resized[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    return TF.normalize(TF.to_tensor(Image.fromarray(canvas)), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def run_kernel(frame, input_hw, mode="stretch", *, batch=1, index=0, dtype=torch.float32, bgr=True, vertical_first=None):
+    out = torch.full((batch, 3) + tuple(input_hw), 77.0, dtype=dtype)
+    TritonPreprocessor()(frame, out, index, plan_geometry(frame.shape[:2], input_hw, mode), bgr=bgr, vertical_first=vertical_first)
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 48), st.integers(1, 48), st.integers(1, 20), st.integers(1, 20), st.integers(0, 2**32 - 1)
+)
+def test_kernel_random_sizes_equal_pillow(in_h, in_w, out_h, out_w, seed):
+    frame = np.random.default_rng(seed).integers(0, 256, (in_h, in_w, 3), dtype=np.uint8)
+    out = run_kernel(frame, (out_h, out_w))
+    assert torch.equal(out[0], expected_tensor(frame[:, :, ::-1], (out_h, out_w)))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 16), st.integers(0, 6), st.integers(1, 12), st.integers(1, 60), st.integers(0, 2**32 - 1))
+def test_kernel_portrait_reductions_equal_pillow(out_w, extra_w, out_h, extra_h, seed):
+    """Mostly-vertical reductions: the vertical-first order on Pillow 13."""
+    in_w = out_w + extra_w
+    in_h = out_h + 2 * extra_w + extra_h
+    frame = np.random.default_rng(seed).integers(0, 256, (in_h, in_w, 3), dtype=np.uint8)
+    out = run_kernel(frame, (out_h, out_w))
+    assert torch.equal(out[0], expected_tensor(frame[:, :, ::-1], (out_h, out_w)))
+
+
+def structured(kind: str, hw) -> np.ndarray:
+    h, w = hw
+    y, x = np.mgrid[0:h, 0:w]
+    if kind == "checker":
+        base = ((y + x) % 2 * 255).astype(np.uint8)
+        return np.stack([base, 255 - base, base], axis=2)
+    if kind == "gradient":
+        return np.stack([(x * 255 // max(w - 1, 1)), (y * 255 // max(h - 1, 1)), ((x + y) * 7) % 256], axis=2).astype(np.uint8)
+    if kind == "extremes":  # all-255 with isolated zeros: exercises the clamp at 255
+        frame = np.full((h, w, 3), 255, np.uint8)
+        frame[::5, ::3] = 0
+        return frame
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["checker", "gradient", "extremes"])
+@pytest.mark.parametrize(
+    "in_hw,out_hw",
+    [
+        ((24, 36), (10, 13)),  # downscale, horizontal first
+        ((50, 12), (9, 11)),  # portrait reduction: vertical first on Pillow 13
+        ((6, 5), (17, 23)),  # upscale
+        ((1, 30), (4, 7)),  # one-pixel side
+        ((30, 1), (7, 1)),  # one-pixel side, vertical only
+    ],
+)
+def test_kernel_structured_inputs_equal_pillow(kind, in_hw, out_hw):
+    frame = structured(kind, in_hw)
+    out = run_kernel(frame, out_hw)
+    assert torch.equal(out[0], expected_tensor(frame[:, :, ::-1], out_hw))
+
+
+@pytest.mark.parametrize("vertical_first", [False, True])
+def test_kernel_both_pass_orders_equal_pillow_in_that_order(vertical_first):
+    frame = np.random.default_rng(5).integers(0, 256, (45, 17, 3), dtype=np.uint8)
+    out_hw = (8, 12)
+    h_first = expected_tensor(frame[:, :, ::-1], out_hw, vertical_first=False)
+    v_first = expected_tensor(frame[:, :, ::-1], out_hw, vertical_first=True)
+    assert not torch.equal(h_first, v_first), "case does not tell the orders apart"
+    out = run_kernel(frame, out_hw, vertical_first=vertical_first)
+    assert torch.equal(out[0], v_first if vertical_first else h_first)
+    # Without an override the kernel follows the installed Pillow.
+    default = run_kernel(frame, out_hw)
+    assert torch.equal(default[0], expected_tensor(frame[:, :, ::-1], out_hw))
+    assert pillow_resize.vertical_first(frame.shape[:2], out_hw) == (pillow_resize.pillow_version()[0] >= 13)
+
+
+def test_kernel_fp16_batch_index_and_untouched_slots():
+    frame = np.random.default_rng(6).integers(0, 256, (21, 33, 3), dtype=np.uint8)
+    out = run_kernel(frame, (12, 10), batch=3, index=2, dtype=torch.float16)
+    assert out.dtype == torch.float16
+    assert torch.equal(out[2], expected_tensor(frame[:, :, ::-1], (12, 10)).half())
+    assert bool((out[:2] == 77.0).all())
+
+
+def test_kernel_rgb_input_flag():
+    rgb = np.random.default_rng(7).integers(0, 256, (19, 26, 3), dtype=np.uint8)
+    out = run_kernel(rgb, (9, 9), bgr=False)
+    assert torch.equal(out[0], expected_tensor(rgb, (9, 9)))
+    swapped = run_kernel(rgb, (9, 9), bgr=True)
+    assert not torch.equal(swapped[0], out[0])
+
+
+@pytest.mark.parametrize("mode", ["letterbox", "center-crop"])
+def test_kernel_letterbox_and_center_crop(mode):
+    frame = np.random.default_rng(8).integers(0, 256, (14, 35, 3), dtype=np.uint8)
+    out = run_kernel(frame, (16, 12), mode)
+    assert torch.equal(out[0], expected_tensor(frame[:, :, ::-1], (16, 12), mode))
+
+
+def test_kernel_non_contiguous_frame_and_output():
+    base = np.random.default_rng(9).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    frame = base[::2, ::-1]  # negative and doubled strides
+    out = torch.full((3, 2, 11, 13), 5.0).permute(1, 0, 2, 3)  # (2, 3, 11, 13), strided
+    TritonPreprocessor()(frame, out, 1, plan_geometry(frame.shape[:2], (11, 13)))
+    assert torch.equal(out[1], expected_tensor(frame[:, :, ::-1], (11, 13)))
+    assert bool((out[0] == 5.0).all())
+
+
+def test_api_runs_the_kernel_when_cuda_is_claimed(monkeypatch):
+    """The whole gate -> launcher -> kernel chain, with the interpreter standing in for a GPU."""
+    monkeypatch.setattr(api, "_cuda_available", lambda: True)
+    frame = np.random.default_rng(10).integers(0, 256, (26, 18, 3), dtype=np.uint8)
+    out = torch.zeros(2, 3, 10, 10)
+    geometry, used = api.preprocess_into(frame, out, 1, flags=Flags())
+    assert used == "triton" and geometry.input_hw == (10, 10)
+    assert torch.equal(out[1], expected_tensor(frame[:, :, ::-1], (10, 10)))
+    _, used = api.preprocess_into(frame, out, 0, flags=Flags(preproc_fast=False))
+    assert used == "reference"
+
+
+def test_launcher_caches_tables_per_size():
+    pre = TritonPreprocessor()
+    frame = np.zeros((9, 7, 3), np.uint8)
+    out = torch.empty(1, 3, 4, 4)
+    g = plan_geometry(frame.shape[:2], (4, 4))
+    pre(frame, out, 0, g)
+    first = pre.table(out.device, 7, 4)
+    pre(frame, out, 0, g)
+    assert pre.table(out.device, 7, 4) is first and len(pre._tables) == 2
+
+
+def test_aot_compiles_every_variant_for_jetson_ada_hopper(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    report = tmp_path / "aot.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "inference_accel.aot", "--module", "inference_accel.kernels.preprocess", "--json", str(report)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(report.read_text())
+    from inference_accel.kernels.preprocess import aot_variants
+
+    names = {v.name for v in aot_variants()}
+    assert len(names) == 4
+    compiled = {(r["kernel"], r["arch"]) for r in rows}
+    assert compiled == {(n, a) for n in names for a in (87, 89, 90)}
+    for row in rows:
+        assert row["registers"] > 0 and row["ptx_bytes"] > 0
+        assert row["local_bytes"] == 0, f"{row['kernel']} spills on sm_{row['arch']}"
