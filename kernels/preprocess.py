@@ -83,7 +83,24 @@ def _to_uint8(acc, PRECISION: tl.constexpr):
     return tl.minimum(tl.maximum(acc >> PRECISION, 0), 255)
 
 
-@triton.jit
+_POINTERS = ("src_ptr", "xtab_ptr", "ytab_ptr", "lut_ptr", "out_ptr")
+_RUNTIME_ARGS = (
+    "src_sh", "src_sw", "src_sc",
+    "resized_h", "resized_w",
+    "taps_x", "taps_y",
+    "canvas_h", "canvas_w",
+    "off_y", "off_x",
+    "out_sn", "out_sc", "out_sh", "out_sw",
+    "index",
+    "src_bgr",
+)
+
+
+# No value or alignment specialisation: Triton would otherwise compile a new
+# variant when a size or stride happens to be 1 or a multiple of 16, so a new
+# video resolution could trigger a compile. Unspecialised, the kernel compiles
+# exactly the four variants of ``aot_variants()`` (pass order x output dtype).
+@triton.jit(do_not_specialize=_RUNTIME_ARGS, do_not_specialize_on_alignment=_POINTERS)
 def pil_resize_normalize_kernel(
     # Source frame, uint8, logical shape (frame_h, frame_w, 3), element
     # strides (src_sh, src_sw, src_sc). Channel order BGR if src_bgr else RGB.
@@ -201,18 +218,6 @@ def pil_resize_normalize_kernel(
     tl.store(dst, val_r.to(out_ty), mask=in_canvas)
     tl.store(dst + out_sc, val_g.to(out_ty), mask=in_canvas)
     tl.store(dst + 2 * out_sc, val_b.to(out_ty), mask=in_canvas)
-
-
-_RUNTIME_ARGS = (
-    "src_sh", "src_sw", "src_sc",
-    "resized_h", "resized_w",
-    "taps_x", "taps_y",
-    "canvas_h", "canvas_w",
-    "off_y", "off_x",
-    "out_sn", "out_sc", "out_sh", "out_sw",
-    "index",
-    "src_bgr",
-)
 
 
 def constexprs(vertical_first: bool) -> dict[str, object]:
