@@ -6,7 +6,13 @@ photographs from scikit-image resized with OpenCV to the frame size.
 
 Both CPU paths are measured in the same run, interleaved repeat by repeat (so
 a burst of load on a shared machine hits both), after a warm-up; the table
-shows medians and the ratio. Each path writes into the same preallocated
+shows medians and the ratio, plus the CPU path on one thread (what the
+avoided copies alone buy).
+
+Note: the reference chain runs torch ops, after which torch's OpenMP worker
+spins on a core for a while (OpenMP's default wait policy). Interleaved with
+the reference, the CPU path's second thread competes with that spinning
+worker; ``OMP_WAIT_POLICY=PASSIVE`` shows the path without it. Run both. Each path writes into the same preallocated
 (1, 3, H, W) float32 buffer; for the reference chain that is
 ``preprocess_reference`` followed by a copy into the buffer, as
 ``api.preprocess_into`` does. The CPU result is checked bit-identical to the
@@ -64,23 +70,27 @@ def time_cpu_paths(frame: np.ndarray, input_hw, repeats: int) -> dict:
     def fast() -> None:
         preprocess_cpu(frame, out, 0, geometry)
 
+    def fast_one_thread() -> None:
+        preprocess_cpu(frame, out, 0, geometry, threads=1)
+
     fast()
     expected, _ = preprocess_reference(frame, input_hw)
     exact = bool(torch.equal(out[0], expected[0]))
+    paths = {"reference_ms": reference, "cpu_ms": fast, "cpu_1thread_ms": fast_one_thread}
     for _ in range(3):
-        reference()
-        fast()
-    ref_ms, cpu_ms = [], []
+        for run in paths.values():
+            run()
+    times: dict[str, list[float]] = {key: [] for key in paths}
     for _ in range(repeats):
-        start = time.perf_counter()
-        reference()
-        ref_ms.append((time.perf_counter() - start) * 1e3)
-        start = time.perf_counter()
-        fast()
-        cpu_ms.append((time.perf_counter() - start) * 1e3)
+        for key, run in paths.items():
+            start = time.perf_counter()
+            run()
+            times[key].append((time.perf_counter() - start) * 1e3)
+    ref_ms, cpu_ms = times["reference_ms"], times["cpu_ms"]
     return {
         "reference_ms": statistics.median(ref_ms),
         "cpu_ms": statistics.median(cpu_ms),
+        "cpu_1thread_ms": statistics.median(times["cpu_1thread_ms"]),
         "speedup": statistics.median(ref_ms) / statistics.median(cpu_ms),
         "cpu_bit_identical": exact,
     }
@@ -136,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
         "pillow": PIL.__version__,
         "repeats": args.repeats,
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
         "gpu": gpu_note,
     }
     rows = []
@@ -153,14 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
 
     print(f"Pillow {PIL.__version__}, torch {torch.__version__}, {os.cpu_count()} CPU cores, "
-          f"CPU path threads {THREADS}, median of {args.repeats} repeats")
-    header = f"{'case':<28} {'order':<17} {'reference ms':>12} {'cpu ms':>8} {'ratio':>6} {'exact':>6}"
+          f"CPU path threads {THREADS}, median of {args.repeats} repeats, "
+          f"OMP_WAIT_POLICY={meta['OMP_WAIT_POLICY']}")
+    header = f"{'case':<28} {'order':<17} {'reference ms':>12} {'cpu ms':>8} {'ratio':>6} {'cpu 1-thread ms':>15} {'exact':>6}"
     if cuda:
         header += f" {'triton host ms':>14} {'triton kernel ms':>16}"
     print(header)
     for r in rows:
         line = (f"{r['case']:<28} {r['pass_order']:<17} {r['reference_ms']:>12.2f} {r['cpu_ms']:>8.2f} "
-                f"{r['speedup']:>5.2f}x {str(r['cpu_bit_identical']):>6}")
+                f"{r['speedup']:>5.2f}x {r['cpu_1thread_ms']:>15.2f} {str(r['cpu_bit_identical']):>6}")
         if cuda:
             line += f" {r['triton_host_ms']:>14.3f} {r['triton_kernel_ms']:>16.3f}"
         print(line)
