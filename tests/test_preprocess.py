@@ -339,3 +339,10 @@ def test_unknown_mode_raises():
     with pytest.raises(ValueError, match="unknown resize mode"):
         api.preprocess_into(np.zeros((10, 10, 3), np.uint8), torch.empty(1, 3, 8, 8), mode="squash", flags=Flags())
 
+
+
+def test_numpy_reference_tables_at_8k():
+    """The tables the Triton kernel uses, at 8K -> model sizes, against Pillow's bytes."""
+    frame = photo((4320, 7680))
+    for target in ((312, 312), (768, 768)):
+        np.testing.assert_array_equal(pillow_resize.resize_reference(frame, target), pil_resize(frame, target))

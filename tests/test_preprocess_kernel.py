@@ -203,3 +203,18 @@ def test_aot_compiles_every_variant_for_jetson_ada_hopper(tmp_path):
     for row in rows:
         assert row["registers"] > 0 and row["ptx_bytes"] > 0
         assert row["local_bytes"] == 0, f"{row['kernel']} spills on sm_{row['arch']}"
+
+
+@pytest.mark.parametrize(
+    "in_hw,out_hw",
+    [
+        ((2, 7680), (1, 312)),  # 8K-wide strip: the horizontal table of 7680 -> 312 (~50 taps)
+        ((4320, 1), (432, 1)),  # 8K-tall strip: the vertical table of 4320 -> 432
+        ((3, 3840), (2, 432)),
+    ],
+)
+def test_kernel_8k_tables_on_thin_strips(in_hw, out_hw):
+    """8K sources through the interpreter: thin strips keep the work small, the tables are full size."""
+    frame = np.random.default_rng(11).integers(0, 256, in_hw + (3,), dtype=np.uint8)
+    out = run_kernel(frame, out_hw)
+    assert torch.equal(out[0], expected_tensor(frame[:, :, ::-1], out_hw))
