@@ -1,0 +1,461 @@
+"""Sparse CPU postprocessing: the reference's pixels without the dense masks.
+
+The reference upsamples every kept mask to the full frame with torch's CPU
+``F.interpolate(bilinear, align_corners=False)`` and thresholds at ``> 0``.
+This executor computes the same pixels touching only what can be positive.
+
+**torch's CPU arithmetic** (measured bitwise on torch 2.14, see
+``docs/bench/postprocess.md``; the kernel is ``upsample_generic_Nd`` with
+``HelperInterpLinear``, compiled once per CPU capability):
+
+- per axis, ``scale = float32(in) / float32(out)``;
+  ``src = scale * (i + 0.5) - 0.5`` clamped at 0; ``i0 = min(floor(src),
+  in - 1)``, ``i1 = i0 + (i0 < in - 1)``; ``l1 = src - i0`` clamped to
+  [0, 1]; ``l0 = 1 - l1``; ``in == out`` gives ``i0 = i1 = i``, ``l0 = 1``,
+  ``l1 = 0``;
+- rows first along x: ``t_r = v[r, x0] * l0x + v[r, x1] * l1x`` for the two
+  tap rows, then ``value = t_0 * l0y + t_1 * l1y``;
+- AVX2 / AVX512 builds contract ``a * b + c * d`` into ``fma(a, b, c * d)``
+  (the first product fused, the second rounded) and ``scale * (i + 0.5) -
+  0.5`` into ``fma(scale, i + 0.5, -0.5)``; the DEFAULT build fuses nothing;
+- outputs with ``out_h + out_w <= 128`` take another kernel
+  (``cpu_upsample_linear_channels_last``): weights ``w_ab = l_a_y * l_b_x``
+  and ``v00 * w00 + v01 * w01 + v10 * w10 + v11 * w11`` left to right (FMA
+  builds: ``fma(v11, w11, fma(v10, w10, fma(v00, w00, v01 * w01))))``).
+
+:func:`torch_cpu_arith` checks which of the two orders the installed torch
+uses on this machine against ``F.interpolate`` itself (once per process)
+before the fast path is trusted; the FMA is emulated exactly in float64 with
+round-to-odd (:func:`fma32`).
+
+**Sparsity.** A value can be positive only if one of its four taps is, so
+per mask: the bounding box of the positive logit cells maps to the output
+rows/columns whose taps touch it (exact index tables, not a guessed halo).
+Inside, the horizontal pass ``t_r`` is computed once per (source row, output
+column) exactly as torch computes it. For each *band* (output rows sharing a
+tap pair) and column, the two tap values ``A = t_{y0}``, ``B = t_{y1}`` decide
+the whole band segment when they agree: both safely positive -> every row
+positive; both ``<= 0`` (or a NaN) -> none. Only segments whose taps disagree
+are evaluated per pixel. The result is foreground column intervals, turned
+into tight-crop column-major runs (:mod:`crop_rle`) without ever building
+the crop.
+
+>>> import torch
+>>> logits = torch.full((2, 3), -9.0); logits[0, 2] = 3.0
+>>> boxes = torch.tensor([[0.5, 0.5, 0.5, 0.5]] * 2)
+>>> masks = -torch.ones(2, 4, 4); masks[0, 1, 1] = 2.0
+>>> det = postprocess_sparse_cpu(logits, boxes, masks, frame_hw=(8, 8))
+>>> det.mask.offsets.tolist(), det.mask.area.tolist()
+([[2, 2]], [4])
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import supervision as sv
+import torch
+
+from inference_accel.postprocess.crop_rle import (
+    CropRuns,
+    build_compact_mask,
+    encode_dense_crop,
+    intervals_to_crop_runs,
+)
+from inference_accel.postprocess.mask_geometry import MaskPlacement, mask_placement
+from inference_accel.postprocess.reference import selection_to_detections
+from inference_accel.postprocess.selection import select_detections
+from inference_accel.preprocess.geometry import Geometry
+
+FMA, PLAIN = "fma", "plain"
+ARITHS = (FMA, PLAIN)
+# torch routes outputs with out_h + out_w <= this to its channels-last kernel.
+SMALL_OUTPUT_SUM = 128
+# Tap values in [SAFE_LO, SAFE_HI] give a positive product with any weight in
+# (2**-40, 1] and no overflow, so two such taps make a positive sum.
+SAFE_LO = np.float32(2.0**-60)
+SAFE_HI = np.float32(2.0**60)
+# float32 rounds an exact value to > 0 iff it exceeds half the smallest
+# subnormal (2**-150 itself ties to even, i.e. to 0).
+HALF_TINY = 2.0**-150
+
+f32 = np.float32
+
+
+# -- exact float32 arithmetic -------------------------------------------------
+def fma32(a: npt.ArrayLike, b: npt.ArrayLike, c: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """Correctly rounded float32 ``a * b + c`` (what an FMA instruction gives).
+
+    The product of two float32 is exact in float64; the float64 sum is
+    rounded *to odd* (TwoSum gives its error; an inexact even result steps
+    one ulp towards the exact value), and rounding a round-to-odd float64 to
+    float32 is correctly rounded because float64 has more than 24 + 2 bits.
+    """
+    p = np.asarray(a, np.float32).astype(np.float64) * np.asarray(b, np.float32)
+    c64 = np.asarray(c, np.float32).astype(np.float64)
+    s = p + c64
+    with np.errstate(invalid="ignore", over="ignore"):
+        bb = s - p
+        err = (p - (s - bb)) + (c64 - bb)
+        fix = (err != 0) & ((s.view(np.int64) & 1) == 0) & np.isfinite(s)
+    if fix.any():
+        s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    with np.errstate(over="ignore"):
+        return s.astype(np.float32)
+
+
+def lin2(a, wa, b, wb, arith: str) -> npt.NDArray[np.float32]:
+    """torch's ``a * wa + b * wb`` in float32 (``fma(a, wa, b * wb)`` on FMA builds)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.multiply(b, wb, dtype=np.float32)
+        if arith == FMA:
+            return fma32(a, wa, q)
+        return np.add(np.multiply(a, wa, dtype=np.float32), q, dtype=np.float32)
+
+
+def positive_lin2(a, wa, b, wb, arith: str) -> npt.NDArray[np.bool_]:
+    """``lin2(a, wa, b, wb) > 0`` without rounding the result to float32.
+
+    FMA: the exact value ``a * wa + q`` (q = ``b * wb`` rounded) rounds to a
+    positive float32 iff it exceeds 2**-150; its float64 sum decides that
+    except when it lands exactly on 2**-150, where the TwoSum error does.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.multiply(b, wb, dtype=np.float32)
+        if arith != FMA:
+            return np.add(np.multiply(a, wa, dtype=np.float32), q, dtype=np.float32) > 0
+        p = np.multiply(a, wa, dtype=np.float64)
+        s = p + q
+        out = s > HALF_TINY
+        tie = s == HALF_TINY
+        if tie.any():
+            q64 = np.broadcast_to(q, s.shape)[tie].astype(np.float64)
+            pt = np.broadcast_to(p, s.shape)[tie]
+            st = s[tie]
+            bb = st - pt
+            err = (pt - (st - bb)) + (q64 - bb)
+            out[tie] = err > 0
+        return out
+
+
+# -- index tables -------------------------------------------------------------
+@dataclass(frozen=True)
+class AxisTable:
+    """torch's source taps and weights for every output index of one axis."""
+
+    i0: npt.NDArray[np.int64]
+    i1: npt.NDArray[np.int64]
+    w0: npt.NDArray[np.float32]
+    w1: npt.NDArray[np.float32]
+
+
+@functools.lru_cache(maxsize=64)
+def axis_table(in_size: int, out_size: int, arith: str) -> AxisTable:
+    """Taps/weights of ``F.interpolate(bilinear, align_corners=False)`` along one axis."""
+    if in_size == out_size:
+        idx = np.arange(out_size, dtype=np.int64)
+        return AxisTable(idx, idx, np.ones(out_size, f32), np.zeros(out_size, f32))
+    scale = np.float32(in_size) / np.float32(out_size)
+    half = np.arange(out_size, dtype=np.float32) + f32(0.5)
+    if arith == FMA:
+        src = fma32(scale, half, f32(-0.5))
+    else:
+        src = np.multiply(scale, half, dtype=np.float32) - f32(0.5)
+    src = np.maximum(src, f32(0))
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    w1 = np.clip(src - i0.astype(np.float32), f32(0), f32(1)).astype(np.float32)
+    w0 = (f32(1) - w1).astype(np.float32)
+    i1 = i0 + (i0 < in_size - 1)
+    for arr in (i0, i1, w0, w1):
+        arr.setflags(write=False)
+    return AxisTable(i0, i1, w0, w1)
+
+
+def upsample_values(window: np.ndarray, out_hw: tuple[int, int], arith: str) -> np.ndarray:
+    """Dense float32 bilinear values of a (h, w) window at ``out_hw``, torch's way.
+
+    Used for tiny outputs (``out_h + out_w <= 128``, torch's other kernel), for
+    the arithmetic probe, and by tests. Cost: the whole output.
+    """
+    window = np.asarray(window, dtype=np.float32)
+    h, w = window.shape
+    oh, ow = out_hw
+    ty, tx = axis_table(h, oh, arith), axis_table(w, ow, arith)
+    v00 = window[ty.i0[:, None], tx.i0[None, :]]
+    v01 = window[ty.i0[:, None], tx.i1[None, :]]
+    v10 = window[ty.i1[:, None], tx.i0[None, :]]
+    v11 = window[ty.i1[:, None], tx.i1[None, :]]
+    wy0, wy1 = ty.w0[:, None], ty.w1[:, None]
+    wx0, wx1 = tx.w0[None, :], tx.w1[None, :]
+    with np.errstate(invalid="ignore", over="ignore"):
+        if oh + ow <= SMALL_OUTPUT_SUM:
+            w00, w01 = wy0 * wx0, wy0 * wx1
+            w10, w11 = wy1 * wx0, wy1 * wx1
+            if arith == FMA:
+                acc = fma32(v00, w00, np.multiply(v01, w01, dtype=np.float32))
+                acc = fma32(v10, w10, acc)
+                return fma32(v11, w11, acc)
+            acc = np.add(v00 * w00, v01 * w01, dtype=np.float32)
+            acc = np.add(acc, v10 * w10, dtype=np.float32)
+            return np.add(acc, v11 * w11, dtype=np.float32)
+        t0 = lin2(v00, wx0, v01, wx1, arith)
+        t1 = lin2(v10, wx0, v11, wx1, arith)
+        return lin2(t0, wy0, t1, wy1, arith)
+
+
+def _probe_inputs() -> list[tuple[np.ndarray, tuple[int, int]]]:
+    rng = np.random.default_rng(20240501)
+    cases = []
+    for (h, w), out in (((13, 17), (100, 37)), ((9, 11), (40, 50)), ((24, 20), (90, 301)), ((30, 30), (17, 23))):
+        logits = rng.standard_normal((h, w)).astype(np.float32)
+        logits[rng.random((h, w)) < 0.5] *= np.float32(1e-6)  # many values near zero
+        cases.append((logits, out))
+    return cases
+
+
+@functools.lru_cache(maxsize=1)
+def torch_cpu_arith() -> str | None:
+    """Which arithmetic torch's CPU bilinear kernel uses here (None: neither).
+
+    Compares :func:`upsample_values` with ``F.interpolate`` bit for bit on
+    inputs that separate the orders (both torch kernels, values near zero).
+    """
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    order = (PLAIN, FMA) if capability == "DEFAULT" else (FMA, PLAIN)
+    cases = _probe_inputs()
+    expected = [
+        torch.nn.functional.interpolate(
+            torch.from_numpy(x)[None, None], size=out, mode="bilinear", align_corners=False
+        )[0, 0].numpy()
+        for x, out in cases
+    ]
+    for arith in order:
+        if all(
+            np.array_equal(upsample_values(x, out, arith).view(np.int32), e.view(np.int32))
+            for (x, out), e in zip(cases, expected)
+        ):
+            return arith
+    return None
+
+
+# -- the sparse per-mask kernel -----------------------------------------------
+@dataclass(frozen=True)
+class PlacementTables:
+    """Everything per image that does not depend on the mask."""
+
+    ty: AxisTable
+    tx: AxisTable
+    rows: tuple[int, int]  # visible output rows of the upsampled window
+    cols: tuple[int, int]
+    top_left: tuple[int, int]
+    band_start: npt.NDArray[np.int64]  # first output row of each y band
+    band_stop: npt.NDArray[np.int64]
+    band_of_row: npt.NDArray[np.int64]
+    small: bool
+
+
+def placement_tables(placement: MaskPlacement, frame_hw: tuple[int, int], arith: str) -> PlacementTables:
+    r0, r1 = placement.rows
+    c0, c1 = placement.cols
+    oh, ow = placement.out_hw
+    top, left = placement.top_left
+    fh, fw = frame_hw
+    ty = axis_table(r1 - r0, oh, arith)
+    tx = axis_table(c1 - c0, ow, arith)
+    rows = (max(0, -top), min(oh, fh - top))
+    cols = (max(0, -left), min(ow, fw - left))
+    change = np.flatnonzero(np.diff(ty.i0)) + 1
+    band_start = np.concatenate(([0], change)).astype(np.int64)
+    band_stop = np.concatenate((change, [oh])).astype(np.int64)
+    band_of_row = np.repeat(np.arange(band_start.size), band_stop - band_start)
+    return PlacementTables(
+        ty, tx, rows, cols, (top, left), band_start, band_stop, band_of_row,
+        small=oh + ow <= SMALL_OUTPUT_SUM,
+    )
+
+
+def mask_crop_runs(window: np.ndarray, t: PlacementTables, arith: str) -> CropRuns | None:
+    """One mask's (h, w) logit window -> tight crop runs in frame pixels (None: empty)."""
+    top, left = t.top_left
+    positive = window > 0
+    if not positive.any():
+        return None  # every tap <= 0 or NaN: nothing can be positive
+    if t.small:
+        values = upsample_values(window, (t.ty.i0.size, t.tx.i0.size), arith)
+        (a, b), (c, d) = t.rows, t.cols
+        return encode_dense_crop(values[a:b, c:d] > 0, a + top, c + left)
+    pr = np.flatnonzero(positive.any(axis=1))
+    pc = np.flatnonzero(positive.any(axis=0))
+    ty, tx = t.ty, t.tx
+    # Output rows/cols with a tap inside the positive box (tables are monotone).
+    i_lo = max(t.rows[0], int(np.searchsorted(ty.i1, pr[0], "left")))
+    i_hi = min(t.rows[1], int(np.searchsorted(ty.i0, pr[-1], "right")))
+    j_lo = max(t.cols[0], int(np.searchsorted(tx.i1, pc[0], "left")))
+    j_hi = min(t.cols[1], int(np.searchsorted(tx.i0, pc[-1], "right")))
+    if i_lo >= i_hi or j_lo >= j_hi:
+        return None
+    s0, s1 = int(ty.i0[i_lo]), int(ty.i1[i_hi - 1]) + 1
+    # Horizontal pass, exactly torch's t_r, for the source rows in use.
+    rows = window[s0:s1]
+    x0, x1 = tx.i0[j_lo:j_hi], tx.i1[j_lo:j_hi]
+    hpass = lin2(rows[:, x0], tx.w0[j_lo:j_hi], rows[:, x1], tx.w1[j_lo:j_hi], arith)
+    # Bands (output rows sharing a tap pair) inside [i_lo, i_hi).
+    b_lo, b_hi = int(t.band_of_row[i_lo]), int(t.band_of_row[i_hi - 1]) + 1
+    bs = np.maximum(t.band_start[b_lo:b_hi], i_lo)
+    be = np.minimum(t.band_stop[b_lo:b_hi], i_hi)
+    tap0 = ty.i0[bs] - s0
+    tap1 = ty.i1[bs] - s0
+    # (columns, bands): x-major, the order of the output stream.
+    A = hpass[tap0].T
+    B = hpass[tap1].T
+    with np.errstate(invalid="ignore"):
+        full = (A >= SAFE_LO) & (A <= SAFE_HI) & (B >= SAFE_LO) & (B <= SAFE_HI)
+        maybe = ((A > 0) | (B > 0)) & ~(np.isnan(A) | np.isnan(B))
+    mixed = maybe & ~full
+    ncols, nb = full.shape
+    blen = be - bs
+    # Full segments: consecutive full bands of a column make one interval.
+    padded = np.zeros((ncols, nb + 2), dtype=np.int8)
+    padded[:, 1:-1] = full
+    edges = np.diff(padded.ravel())
+    run_first = np.flatnonzero(edges == 1)  # flat index (in padded) of the first full band
+    run_last = np.flatnonzero(edges == -1)  # one past the last full band
+    f_col = run_first // (nb + 2)
+    f_start = bs[run_first - f_col * (nb + 2)]
+    f_stop = be[run_last - 1 - f_col * (nb + 2)]
+    # Mixed segments: every pixel evaluated, then runs of positive pixels.
+    m_pair = np.flatnonzero(mixed.ravel())
+    if m_pair.size:
+        m_col = m_pair // nb
+        m_band = m_pair - m_col * nb
+        m_len = blen[m_band]
+        npix = int(m_len.sum())
+        pair_of_pix = np.repeat(np.arange(m_pair.size), m_len)
+        first = np.cumsum(m_len) - m_len
+        rows_pix = np.arange(npix) - np.repeat(first - bs[m_band], m_len)
+        flag = positive_lin2(
+            np.repeat(A.ravel()[m_pair], m_len),
+            ty.w0[rows_pix],
+            np.repeat(B.ravel()[m_pair], m_len),
+            ty.w1[rows_pix],
+            arith,
+        )
+        head = np.zeros(npix, dtype=bool)
+        head[first] = True
+        tail = np.zeros(npix, dtype=bool)
+        tail[first + m_len - 1] = True
+        prev = np.concatenate(([False], flag[:-1]))
+        nxt = np.concatenate((flag[1:], [False]))
+        is_start = flag & (head | ~prev)
+        is_stop = flag & (tail | ~nxt)
+        p_col = m_col[pair_of_pix[is_start]]
+        p_start = rows_pix[is_start]
+        p_stop = rows_pix[is_stop] + 1
+        col = np.concatenate((f_col, p_col))
+        start = np.concatenate((f_start, p_start))
+        stop = np.concatenate((f_stop, p_stop))
+        order = np.argsort(col * (int(be[-1]) + 1) + start, kind="stable")
+        col, start, stop = col[order], start[order], stop[order]
+    else:
+        col, start, stop = f_col, f_start, f_stop
+    if col.size == 0:
+        return None
+    return intervals_to_crop_runs(col + (j_lo + left), start + top, stop + top)
+
+
+# -- image level ----------------------------------------------------------------
+def _threads() -> int:
+    raw = os.environ.get("INFERENCE_ACCEL_POSTPROC_THREADS")
+    if raw:
+        return max(1, int(raw))
+    return 1  # measured: numpy holds the GIL for these small arrays; see docs/bench/postprocess.md
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None or _pool._max_workers != threads:  # noqa: SLF001 - our own pool
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="postproc")
+    return _pool
+
+
+def sparse_masks(
+    windows: np.ndarray,
+    placement: MaskPlacement,
+    frame_hw: tuple[int, int],
+    arith: str,
+    threads: int | None = None,
+) -> sv.CompactMask:
+    """(N, h, w) float32 logit windows -> ``sv.CompactMask`` over ``frame_hw``."""
+    t = placement_tables(placement, frame_hw, arith)
+    n = windows.shape[0]
+    threads = _threads() if threads is None else threads
+    if threads > 1 and n >= 8:
+        chunks = np.array_split(np.arange(n), threads)
+        parts = _executor(threads).map(
+            lambda idx: [mask_crop_runs(windows[i], t, arith) for i in idx], chunks
+        )
+        crops = [c for part in parts for c in part]
+    else:
+        crops = [mask_crop_runs(windows[i], t, arith) for i in range(n)]
+    return build_compact_mask(crops, frame_hw)
+
+
+def postprocess_sparse_cpu(
+    logits: torch.Tensor,
+    boxes_cxcywh: torch.Tensor,
+    mask_logits: torch.Tensor,
+    frame_hw: tuple[int, int] | None = None,
+    *,
+    geometry: Geometry | None = None,
+    threshold: float = 0.4,
+    max_detections: int = 300,
+    class_mapping: np.ndarray | None = None,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    arith: str | None = None,
+    threads: int | None = None,
+) -> sv.Detections:
+    """Same arguments and detections as ``postprocess_reference``; the mask is a CompactMask.
+
+    CPU tensors only (the pixels reproduce torch's *CPU* kernel).
+    ``arith`` defaults to :func:`torch_cpu_arith`.
+    """
+    if frame_hw is None:
+        if geometry is None:
+            raise ValueError("give frame_hw or geometry")
+        frame_hw = geometry.frame_hw
+    frame_hw = (int(frame_hw[0]), int(frame_hw[1]))
+    if arith is None:
+        arith = torch_cpu_arith()
+        if arith is None:
+            raise RuntimeError("torch's CPU bilinear arithmetic matches no known order")
+    selection = select_detections(
+        logits,
+        boxes_cxcywh,
+        frame_hw,
+        threshold=threshold,
+        max_detections=max_detections,
+        class_mapping=class_mapping,
+        num_classes=num_classes,
+        geometry=geometry,
+    )
+    placement = mask_placement(geometry, mask_logits.shape[-2:], frame_hw)
+    r0, r1 = placement.rows
+    c0, c1 = placement.cols
+    windows = (
+        mask_logits.index_select(0, selection.query)[:, r0:r1, c0:c1]
+        .float()
+        .contiguous()
+        .numpy()
+    )
+    mask = sparse_masks(windows, placement, frame_hw, arith, threads)
+    return selection_to_detections(selection, mask, class_names)
