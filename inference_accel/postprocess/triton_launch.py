@@ -1,0 +1,338 @@
+"""Host side of the sparse postprocessing kernels (``inference_accel.kernels.postprocess``).
+
+:class:`TritonPostprocessor` owns every device buffer the kernels write,
+sized once and reused (grown only when a bigger image, query count or
+detection count arrives):
+
+- scratch: scores (Q*C float32), ranks (Q*C int32), per-(detection, column)
+  run counts and their inclusive prefix sum (max_det x out_w int32 each);
+- the **packet**, one int32 buffer the host copies back in a single
+  device-to-host copy: a header (detection count, overflow flag, total runs),
+  per-detection (query, class), (score, x1, y1, x2, y2) as float32 bits,
+  output bounds, run ranges, then ``capacity`` runs of (x, y_start, y_stop).
+
+:meth:`TritonPostprocessor.launch` enqueues everything on torch's current
+stream (``torch.sigmoid``, two selection launches, bounds, run count,
+``torch.cumsum``, run emission, a few slice copies into the packet) without
+reading anything back, so after one warm-up call per size it allocates
+nothing and can be captured in a CUDA graph. :meth:`finish` copies the
+packet and builds ``sv.Detections`` with an ``sv.CompactMask``; when the runs
+overflowed the capacity it raises :class:`RunsOverflow` and the caller falls
+back to the reference for that frame.
+
+Tap tables come from ``sparse_cpu.axis_table`` (torch's index and weight
+arithmetic), uploaded once per (window size, output size, arithmetic) and
+device.
+
+Under ``TRITON_INTERPRET=1`` the same code runs on CPU tensors; that is how
+the tests exercise it without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import supervision as sv
+import torch
+
+from inference_accel.postprocess.crop_rle import build_compact_mask, intervals_to_crop_runs
+from inference_accel.postprocess.mask_geometry import MaskPlacement, mask_placement
+from inference_accel.postprocess.reference import selection_to_detections
+from inference_accel.postprocess.selection import Selection
+from inference_accel.postprocess.sparse_cpu import FMA, PLAIN, axis_table, torch_cpu_arith
+from inference_accel.preprocess.geometry import Geometry
+
+DEFAULT_CAPACITY = 1 << 18  # runs per frame (3 MB of packet)
+
+
+class RunsOverflow(RuntimeError):
+    """The frame produced more runs than the buffer holds (fall back to the reference)."""
+
+
+def interpreter_active() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def device_arith(device: torch.device) -> int | None:
+    """The kernel's ``ARITH`` for tensors on ``device`` (None: unknown order)."""
+    from inference_accel.kernels import postprocess as k
+
+    if device.type == "cuda":
+        return k.ARITH_CUDA
+    arith = torch_cpu_arith()
+    return {FMA: k.ARITH_CPU_FMA, PLAIN: k.ARITH_CPU_PLAIN}.get(arith)
+
+
+@dataclass
+class _Layout:
+    """Word offsets of the packet's fields for one (max_det, capacity)."""
+
+    max_det: int
+    capacity: int
+
+    def __post_init__(self) -> None:
+        from inference_accel.kernels.postprocess import HEADER_WORDS
+
+        d = self.max_det
+        self.det_i = HEADER_WORDS
+        self.det_f = self.det_i + 2 * d
+        self.bounds = self.det_f + 5 * d
+        self.range_start = self.bounds + 4 * d
+        self.range_end = self.range_start + d
+        self.runs = self.range_end + d
+        self.words = self.runs + 3 * self.capacity
+
+
+@dataclass
+class Pending:
+    """A launched frame: what :meth:`TritonPostprocessor.finish` needs."""
+
+    packet: torch.Tensor
+    layout: _Layout
+    frame_hw: tuple[int, int]
+    class_names: Sequence[str] | None
+    event: object = None
+
+
+class TritonPostprocessor:
+    """Launches the postprocessing kernels; caches tables and buffers per device."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.capacity = int(capacity)
+        self._tables: dict[tuple, tuple[torch.Tensor, ...]] = {}
+        self._maps: dict[tuple, torch.Tensor] = {}
+        self._buffers: dict[str, dict[str, torch.Tensor]] = {}
+        self._host: dict[str, torch.Tensor] = {}
+        self.lock = threading.Lock()
+
+    # -- cached device data ----------------------------------------------------
+    def tables(self, device: torch.device, in_size: int, out_size: int, arith: int) -> tuple[torch.Tensor, ...]:
+        from inference_accel.kernels.postprocess import ARITH_CPU_PLAIN
+
+        key = (str(device), in_size, out_size, arith)
+        cached = self._tables.get(key)
+        if cached is None:
+            t = axis_table(in_size, out_size, PLAIN if arith == ARITH_CPU_PLAIN else FMA)
+            cached = (
+                torch.from_numpy(t.i0.astype(np.int32)).to(device),
+                torch.from_numpy(t.i1.astype(np.int32)).to(device),
+                torch.from_numpy(t.w0.copy()).to(device),
+                torch.from_numpy(t.w1.copy()).to(device),
+            )
+            self._tables[key] = cached
+        return cached
+
+    def class_map(
+        self, device: torch.device, num_model_classes: int, class_mapping: np.ndarray | None, num_classes: int | None
+    ) -> torch.Tensor:
+        if class_mapping is not None:
+            table = np.asarray(class_mapping, dtype=np.int64)
+        else:
+            table = np.arange(num_model_classes, dtype=np.int64)
+            if num_classes is not None:
+                table[table >= num_classes] = -1
+        table = np.where(table < 0, -1, table).astype(np.int32)
+        if table.size == 0:
+            table = np.full(1, -1, np.int32)
+        key = (str(device), table.tobytes())
+        cached = self._maps.get(key)
+        if cached is None:
+            cached = torch.from_numpy(table).to(device)
+            self._maps[key] = cached
+        return cached
+
+    def _buffer(self, device: torch.device, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
+        pool = self._buffers.setdefault(str(device), {})
+        buf = pool.get(name)
+        if buf is None or buf.numel() < numel or buf.dtype != dtype:
+            buf = torch.empty(max(numel, 1), dtype=dtype, device=device)
+            pool[name] = buf
+        return buf[:numel]
+
+    # -- launch -----------------------------------------------------------------
+    def launch(
+        self,
+        logits: torch.Tensor,
+        boxes_cxcywh: torch.Tensor,
+        mask_logits: torch.Tensor,
+        geometry: Geometry | None,
+        frame_hw: tuple[int, int],
+        *,
+        threshold: float = 0.4,
+        max_detections: int = 300,
+        class_mapping: np.ndarray | None = None,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        arith: int | None = None,
+    ) -> Pending:
+        """Enqueue one image; nothing is read back (see :meth:`finish`)."""
+        from inference_accel.kernels import postprocess as k
+
+        device = logits.device
+        if arith is None:
+            arith = device_arith(device)
+            if arith is None:
+                raise RuntimeError("torch's CPU bilinear arithmetic matches no known order")
+        nq, nc = int(logits.shape[0]), int(logits.shape[1])
+        qc = nq * nc
+        fh, fw = int(frame_hw[0]), int(frame_hw[1])
+        max_det = max(1, min(int(max_detections), nq))
+        placement: MaskPlacement = mask_placement(geometry, mask_logits.shape[-2:], (fh, fw))
+        (r0, r1), (c0, c1) = placement.rows, placement.cols
+        oh, ow = placement.out_hw
+        top, left = placement.top_left
+        vis = (max(0, -top), min(oh, fh - top), max(0, -left), min(ow, fw - left))
+        ty0, ty1, wy0, wy1 = self.tables(device, r1 - r0, oh, arith)
+        tx0, tx1, wx0, wx1 = self.tables(device, c1 - c0, ow, arith)
+        cmap = self.class_map(device, nc, class_mapping, num_classes)
+        layout = _Layout(max_det, self.capacity)
+
+        prob = self._buffer(device, "prob", qc, torch.float32)
+        rank = self._buffer(device, "rank", qc, torch.int32)
+        counts = self._buffer(device, "counts", max_det * ow, torch.int32)
+        incl = self._buffer(device, "incl", max_det * ow, torch.int32)
+        packet = self._buffer(device, "packet", layout.words, torch.int32)
+        header = packet[: k.HEADER_WORDS]
+        # The kernels write separate buffers, copied into the packet at the
+        # end: Triton's interpreter copies each pointer argument's storage in
+        # and out, so views of one buffer passed as two arguments clobber
+        # each other there.
+        count = self._buffer(device, "count", 1, torch.int32)
+        det_i = self._buffer(device, "det_i", 2 * max_det, torch.int32)
+        det_f = self._buffer(device, "det_f", 5 * max_det, torch.float32)
+        bounds = self._buffer(device, "bounds", 4 * max_det, torch.int32)
+        runs = self._buffer(device, "runs", 3 * (self.capacity + 1), torch.int32)
+
+        flat_logits = logits.reshape(-1)
+        if flat_logits.dtype != torch.float32:
+            flat_logits = flat_logits.float()
+        torch.sigmoid(flat_logits, out=prob)
+        boxes = boxes_cxcywh
+        if boxes.dtype != torch.float32 or not boxes.is_contiguous():
+            boxes = boxes.float().contiguous()
+        masks = mask_logits
+        stretch = geometry is None or geometry.is_stretch
+        if stretch:
+            geo = (1, 0, 0, 0, 0, 1.0, 1.0, 0.0, 0.0)
+        else:
+            ih, iw = geometry.input_hw
+            x0, y0, x1, y1 = geometry.content
+            sx0, sy0, sx1, sy1 = geometry.source
+            kx = float(np.float32((sx1 - sx0) / (x1 - x0)))
+            ky = float(np.float32((sy1 - sy0) / (y1 - y0)))
+            geo = (0, iw, ih, x0, y0, kx, ky, float(np.float32(sx0)), float(np.float32(sy0)))
+        opts = {"num_warps": k.NUM_WARPS, "enable_fp_fusion": False}
+        sel_grid = (triton_cdiv(qc, k.SEL_BLOCK),)
+        k.select_rank_kernel[sel_grid](
+            prob, cmap, rank, qc, nc, nq, float(threshold), int(cmap.numel()),
+            BLOCK=k.SEL_BLOCK, **opts,
+        )
+        k.select_emit_kernel[sel_grid](
+            rank, prob, cmap, boxes, count, det_i, det_f,
+            qc, nc, max_det, int(cmap.numel()),
+            geo[0], fw, fh, geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8],
+            BLOCK=k.SEL_BLOCK, **opts,
+        )
+        k.mask_bounds_kernel[(max_det,)](
+            masks, count, det_i, ty0, ty1, tx0, tx1, bounds,
+            masks.stride(0), masks.stride(1), masks.stride(2), r0, c0, r1 - r0, c1 - c0,
+            oh, ow, vis[0], vis[1], vis[2], vis[3],
+            BLOCK_R=k.BOUNDS_BLOCK_R, BLOCK_W=k.MAX_MASK_SIDE, STEPS=k.SEARCH_STEPS, **opts,
+        )
+        # The interpreter pays per operation, not per element: big tiles there.
+        block_r, block_c = (64, 64) if device.type == "cpu" else (k.RUNS_BLOCK_R, k.RUNS_BLOCK_C)
+        runs_grid = (triton_cdiv(ow, block_c), max_det)
+        run_args = (
+            masks, count, det_i, bounds,
+            ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1,
+            counts, incl, runs,
+            masks.stride(0), masks.stride(1), masks.stride(2), r0, c0, ow,
+            top, left, self.capacity,
+        )
+        k.mask_runs_kernel[runs_grid](
+            *run_args, EMIT=False, ARITH=arith, BLOCK_R=block_r, BLOCK_C=block_c, **opts
+        )
+        torch.cumsum(counts, 0, dtype=torch.int32, out=incl)
+        k.mask_runs_kernel[runs_grid](
+            *run_args, EMIT=True, ARITH=arith, BLOCK_R=block_r, BLOCK_C=block_c, **opts
+        )
+        per_det_counts = counts.view(max_det, ow)
+        per_det_incl = incl.view(max_det, ow)
+        torch.sub(
+            per_det_incl[:, 0], per_det_counts[:, 0],
+            out=packet[layout.range_start : layout.range_end],
+        )
+        packet[layout.range_end : layout.runs].copy_(per_det_incl[:, ow - 1])
+        header[k.HDR_COUNT : k.HDR_COUNT + 1].copy_(count)
+        packet[layout.det_i : layout.det_f].copy_(det_i)
+        packet[layout.det_f : layout.bounds].view(torch.float32).copy_(det_f)
+        packet[layout.bounds : layout.range_start].copy_(bounds)
+        packet[layout.runs : layout.words].copy_(runs[: 3 * self.capacity])
+        header[k.HDR_TOTAL : k.HDR_TOTAL + 1].copy_(incl[-1:])
+        header[k.HDR_OVERFLOW : k.HDR_OVERFLOW + 1].copy_(incl[-1:] > self.capacity)
+        pending = Pending(packet, layout, (fh, fw), class_names)
+        if device.type == "cuda":
+            host = self._host.get(str(device))
+            if host is None or host.numel() < layout.words:
+                host = torch.empty(layout.words, dtype=torch.int32, pin_memory=True)
+                self._host[str(device)] = host
+            host = host[: layout.words]
+            host.copy_(packet, non_blocking=True)  # the one device-to-host copy
+            event = torch.cuda.Event()
+            event.record()
+            pending.packet, pending.event = host, event
+        return pending
+
+    # -- finish -----------------------------------------------------------------
+    def finish(self, pending: Pending) -> sv.Detections:
+        """Wait for the copy and build ``sv.Detections`` (CompactMask masks)."""
+        from inference_accel.kernels import postprocess as k
+
+        if pending.event is not None:
+            pending.event.synchronize()
+        words = pending.packet.numpy() if pending.packet.device.type == "cpu" else pending.packet.cpu().numpy()
+        words = np.array(words, copy=True)
+        lay = pending.layout
+        count = int(words[k.HDR_COUNT])
+        total = int(words[k.HDR_TOTAL])
+        if int(words[k.HDR_OVERFLOW]) or total > lay.capacity:
+            raise RunsOverflow(f"{total} runs exceed the capacity of {lay.capacity}")
+        det_i = words[lay.det_i : lay.det_f].reshape(lay.max_det, 2)[:count]
+        det_f = words[lay.det_f : lay.bounds].view(np.float32).reshape(lay.max_det, 5)[:count]
+        starts = words[lay.range_start : lay.range_end][:count]
+        ends = words[lay.range_end : lay.runs][:count]
+        runs = words[lay.runs : lay.runs + 3 * max(total, 0)].reshape(-1, 3)
+        crops = [
+            intervals_to_crop_runs(runs[s:e, 0], runs[s:e, 1], runs[s:e, 2]) for s, e in zip(starts, ends)
+        ]
+        selection = Selection(
+            query=torch.from_numpy(det_i[:, 0].astype(np.int64)),
+            class_id=torch.from_numpy(det_i[:, 1].astype(np.int64)),
+            confidence=torch.from_numpy(det_f[:, 0].copy()),
+            xyxy=torch.from_numpy(det_f[:, 1:5].copy()),
+        )
+        mask = build_compact_mask(crops, pending.frame_hw)
+        return selection_to_detections(selection, mask, pending.class_names)
+
+    def __call__(self, *args, **kwargs) -> sv.Detections:
+        with self.lock:
+            pending = self.launch(*args, **kwargs)
+            return self.finish(pending)
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-int(a) // int(b))
+
+
+_default: TritonPostprocessor | None = None
+
+
+def default_postprocessor() -> TritonPostprocessor:
+    global _default
+    if _default is None:
+        _default = TritonPostprocessor()
+    return _default

@@ -1,0 +1,577 @@
+"""
+Sparse mask postprocessing: selection, bounds and column runs on the device
+=========================================================================
+
+Four launches (plus ``torch.sigmoid`` and one ``torch.cumsum`` on the same
+stream) turn one image's raw RF-DETR outputs into detections and
+foreground column intervals, written into fixed-capacity device buffers. No
+launch depends on a value read back by the host, nothing is allocated per
+frame, so the sequence can be captured in a CUDA graph; the host reads one
+packet back at the end.
+
+1. :func:`select_rank_kernel` - for every (query, class) score above the
+   threshold, its rank in rfdetr's flat top-k order (descending score, ties
+   by ascending flat index, NaN first as ``torch.argsort`` puts it), then
+   whether it survives top-k (rank < Q) and the class mapping.
+2. :func:`select_emit_kernel` - each survivor's output slot is the number of
+   survivors ranked before it; the first ``max_det`` are written with their
+   query, mapped class, score and frame box.
+3. :func:`mask_bounds_kernel` - per detection, the bounding box of the
+   positive logit cells, mapped through torch's tap tables to the output rows
+   and columns whose bilinear taps touch it (exact, via binary search in the
+   tables), clipped to the visible window.
+4. :func:`mask_runs_kernel` - per (detection, block of columns): the bilinear
+   value of each pixel inside the bounds, thresholded at ``> 0``, and the
+   foreground runs of each column. Launched twice: ``EMIT=False`` counts runs
+   per column, a prefix sum turns counts into offsets, ``EMIT=True`` writes
+   ``(x, y_start, y_stop)`` at those offsets, so runs land in (detection,
+   column, row) order without atomics and the host needs no sort.
+
+Float arithmetic. Pixel parity is with the reference on the *same device*,
+so the bilinear arithmetic is a compile-time choice (``ARITH``):
+
+- ``ARITH_CPU_FMA`` (0): torch's CPU kernel on AVX2/AVX512 builds:
+  ``t = fma(v0, l0, v1 * l1)`` along x for the two tap rows, then
+  ``fma(t0, l0y, t1 * l1y)``. The FMA is computed exactly with float64 and
+  round-to-odd (:func:`_fma_exact`), so the interpreter (whose ``tl.fma`` is
+  an unfused ``x * y + z``) and a GPU give the same bits. Measured bitwise
+  against torch under ``TRITON_INTERPRET=1``.
+- ``ARITH_CPU_PLAIN`` (1): torch's CPU DEFAULT build, no fusion.
+- ``ARITH_CUDA`` (2): the GPU twin of torch's CUDA kernel
+  (``upsample_bilinear2d_out_frame``: ``h0 * (w0 * v00 + w1 * v01) + h1 *
+  (w0 * v10 + w1 * v11)`` compiled by nvcc with FMA contraction). Written
+  here as ``fma(w0, v00, w1 * v01)`` / ``fma(h0, t0, h1 * t1)``, the same
+  contraction the CPU build shows. NOT VERIFIED ON A GPU: no GPU was
+  available. The launcher checks it against ``F.interpolate`` on the device
+  at first use and switches the Triton path off if it differs.
+
+Every kernel here is launched with ``enable_fp_fusion=False``: each FMA is
+written explicitly and nothing else may be contracted.
+
+The tap tables (source index pair and weights per output row/column) are
+computed on the host in torch's order (``inference_accel.postprocess.
+sparse_cpu.axis_table``) once per (window size, output size) and uploaded.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from inference_accel.aot import AotVariant
+
+ARITH_CPU_FMA = 0
+ARITH_CPU_PLAIN = 1
+ARITH_CUDA = 2
+ARITHS = (ARITH_CPU_FMA, ARITH_CPU_PLAIN, ARITH_CUDA)
+
+# Limits (checked by the launcher before launching).
+MAX_SIDE = 8192  # output frame side; int32 coordinates, 14-step binary search
+MAX_MASK_SIDE = 256  # mask logit window side (seg-2xlarge: 192)
+SEARCH_STEPS = 14  # 2**14 > MAX_SIDE
+
+# Launch shapes.
+SEL_BLOCK = 64  # candidates per selection program and per inner chunk (64 x 64 compares: no spills)
+BOUNDS_BLOCK_R = 8  # mask rows per bounds iteration (8 x 256 cells)
+RUNS_BLOCK_R = 16  # output rows per iteration of the run kernel
+RUNS_BLOCK_C = 32  # output columns per run program: a warp reads consecutive columns
+NUM_WARPS = 4
+
+# Packet header words.
+HDR_COUNT, HDR_OVERFLOW, HDR_TOTAL = 0, 1, 2
+HEADER_WORDS = 4
+
+
+# -- selection ------------------------------------------------------------------
+@triton.jit
+def _precedes(p_f, f, p_e, e):
+    """True where candidate f comes before e in torch's descending stable argsort."""
+    f_nan = p_f != p_f
+    e_nan = p_e != p_e
+    before_nan = f_nan & (~e_nan | (f < e))
+    before_num = ~f_nan & ~e_nan & ((p_f > p_e) | ((p_f == p_e) & (f < e)))
+    return before_nan | before_num
+
+
+_SEL_RANK_ARGS = ("qc", "num_classes", "num_queries", "threshold", "map_len")
+
+
+@triton.jit(do_not_specialize=_SEL_RANK_ARGS)
+def select_rank_kernel(
+    # Scores, float32, (Q * C,) contiguous: sigmoid(logits) flattened
+    # row-major, element e is query e // C, class e % C.
+    prob_ptr,
+    # Class mapping, int32, (map_len,): our class id for model class c, -1 drops.
+    map_ptr,
+    # Output, int32, (Q * C,): rank of e in the top-k order if e survives
+    # (score > threshold, rank < Q, mapped class >= 0), else -1.
+    rank_ptr,
+    qc, num_classes, num_queries, threshold, map_len,
+    # Candidates per program and per inner chunk; a power of two for tl.arange.
+    BLOCK: tl.constexpr,
+):
+    """One program ranks BLOCK candidates against all Q*C scores.
+
+    Only candidates above the threshold need a rank, and every score ranked
+    before one of them is above the threshold too, so ranks counted over all
+    scores equal rfdetr's top-k positions. A block with no candidate above
+    the threshold (the common case) only writes -1.
+    """
+    pid = tl.program_id(0)
+    e = pid * BLOCK + tl.arange(0, BLOCK)
+    in_range = e < qc
+    p_e = tl.load(prob_ptr + e, mask=in_range, other=0.0)
+    above = in_range & (p_e > threshold)
+    rank = tl.zeros([BLOCK], dtype=tl.int32)
+    if tl.max(above.to(tl.int32), axis=0) > 0:
+        for start in range(0, qc, BLOCK):
+            f = start + tl.arange(0, BLOCK)
+            f_ok = f < qc
+            p_f = tl.load(prob_ptr + f, mask=f_ok, other=0.0)
+            before = _precedes(p_f[None, :], f[None, :], p_e[:, None], e[:, None]) & f_ok[None, :]
+            rank += tl.sum(before.to(tl.int32), axis=1)
+    cls = e % num_classes
+    has_map = in_range & (cls < map_len)
+    mapped = tl.load(map_ptr + cls, mask=has_map, other=-1)
+    keep = above & (rank < num_queries) & (mapped >= 0)
+    tl.store(rank_ptr + e, tl.where(keep, rank, -1), mask=in_range)
+
+
+_SEL_EMIT_ARGS = (
+    "qc", "num_classes", "max_det", "map_len",
+    "stretch", "frame_w", "frame_h",
+    "in_w", "in_h", "content_x0", "content_y0", "kx", "ky", "source_x0", "source_y0",
+)
+
+
+@triton.jit(do_not_specialize=_SEL_EMIT_ARGS)
+def select_emit_kernel(
+    # int32 (Q * C,): ranks from select_rank_kernel (-1: not kept).
+    rank_ptr,
+    # float32 (Q * C,): scores.
+    prob_ptr,
+    # int32 (map_len,): class mapping.
+    map_ptr,
+    # float32 (Q, 4) contiguous: normalised (cx, cy, w, h) per query.
+    boxes_ptr,
+    # int32 (1,): number of detections written (min(survivors, max_det)).
+    count_ptr,
+    # int32 (max_det, 2) contiguous: (query, mapped class) per detection.
+    det_i_ptr,
+    # float32 (max_det, 5) contiguous: (score, x1, y1, x2, y2) per detection.
+    det_f_ptr,
+    qc, num_classes, max_det, map_len,
+    stretch, frame_w, frame_h,
+    in_w, in_h, content_x0, content_y0, kx, ky, source_x0, source_y0,
+    BLOCK: tl.constexpr,
+):
+    """One program places BLOCK survivors: slot = survivors ranked before it.
+
+    Boxes follow ``selection.boxes_to_frame`` operation by operation in
+    float32 (the kernel is compiled without FP fusion): stretch multiplies by
+    the frame size; letterbox/centre-crop map input pixels to frame pixels
+    with the host's float32 constants. Program 0 also writes the count.
+    """
+    pid = tl.program_id(0)
+    e = pid * BLOCK + tl.arange(0, BLOCK)
+    in_range = e < qc
+    r_e = tl.load(rank_ptr + e, mask=in_range, other=-1)
+    kept = r_e >= 0
+    slot = tl.zeros([BLOCK], dtype=tl.int32)
+    total = 0
+    if (tl.max(kept.to(tl.int32), axis=0) > 0) | (pid == 0):
+        for start in range(0, qc, BLOCK):
+            f = start + tl.arange(0, BLOCK)
+            r_f = tl.load(rank_ptr + f, mask=f < qc, other=-1)
+            k_f = r_f >= 0
+            slot += tl.sum((k_f[None, :] & (r_f[None, :] < r_e[:, None])).to(tl.int32), axis=1)
+            total += tl.sum(k_f.to(tl.int32), axis=0)
+    if pid == 0:
+        tl.store(count_ptr, tl.minimum(total, max_det))
+    write = kept & (slot < max_det)
+    query = e // num_classes
+    cls = e % num_classes
+    mapped = tl.load(map_ptr + cls, mask=write & (cls < map_len), other=-1)
+    score = tl.load(prob_ptr + e, mask=write, other=0.0)
+    cx = tl.load(boxes_ptr + query * 4 + 0, mask=write, other=0.0)
+    cy = tl.load(boxes_ptr + query * 4 + 1, mask=write, other=0.0)
+    bw = tl.load(boxes_ptr + query * 4 + 2, mask=write, other=0.0)
+    bh = tl.load(boxes_ptr + query * 4 + 3, mask=write, other=0.0)
+    hw = 0.5 * bw
+    hh = 0.5 * bh
+    x1 = cx - hw
+    y1 = cy - hh
+    x2 = cx + hw
+    y2 = cy + hh
+    fw = frame_w.to(tl.float32)
+    fh = frame_h.to(tl.float32)
+    if stretch != 0:
+        x1 = x1 * fw
+        x2 = x2 * fw
+        y1 = y1 * fh
+        y2 = y2 * fh
+    else:
+        iw = in_w.to(tl.float32)
+        ih = in_h.to(tl.float32)
+        cx0 = content_x0.to(tl.float32)
+        cy0 = content_y0.to(tl.float32)
+        x1 = (x1 * iw - cx0) * kx + source_x0
+        x2 = (x2 * iw - cx0) * kx + source_x0
+        y1 = (y1 * ih - cy0) * ky + source_y0
+        y2 = (y2 * ih - cy0) * ky + source_y0
+    # torch's clamp propagates NaN; Triton's min/max do not unless told.
+    x1 = tl.minimum(tl.maximum(x1, 0.0, propagate_nan=tl.PropagateNan.ALL), fw, propagate_nan=tl.PropagateNan.ALL)
+    x2 = tl.minimum(tl.maximum(x2, 0.0, propagate_nan=tl.PropagateNan.ALL), fw, propagate_nan=tl.PropagateNan.ALL)
+    y1 = tl.minimum(tl.maximum(y1, 0.0, propagate_nan=tl.PropagateNan.ALL), fh, propagate_nan=tl.PropagateNan.ALL)
+    y2 = tl.minimum(tl.maximum(y2, 0.0, propagate_nan=tl.PropagateNan.ALL), fh, propagate_nan=tl.PropagateNan.ALL)
+    tl.store(det_i_ptr + slot * 2 + 0, query, mask=write)
+    tl.store(det_i_ptr + slot * 2 + 1, mapped, mask=write)
+    tl.store(det_f_ptr + slot * 5 + 0, score, mask=write)
+    tl.store(det_f_ptr + slot * 5 + 1, x1, mask=write)
+    tl.store(det_f_ptr + slot * 5 + 2, y1, mask=write)
+    tl.store(det_f_ptr + slot * 5 + 3, x2, mask=write)
+    tl.store(det_f_ptr + slot * 5 + 4, y2, mask=write)
+
+
+# -- bounds -----------------------------------------------------------------------
+@triton.jit
+def _search(tab_ptr, n, value, STEPS: tl.constexpr):
+    """Number of entries of the sorted int32 table ``tab[0:n]`` that are < value."""
+    lo = 0
+    hi = n
+    for _ in tl.static_range(STEPS):
+        open_ = lo < hi
+        mid = (lo + hi) // 2
+        less = tl.load(tab_ptr + mid, mask=open_, other=0) < value
+        new_lo = tl.where(open_ & less, mid + 1, lo)
+        new_hi = tl.where(open_ & ~less, mid, hi)
+        lo = new_lo
+        hi = new_hi
+    return lo
+
+
+_BOUNDS_ARGS = (
+    "sm_q", "sm_h", "sm_w", "win_r0", "win_c0", "win_h", "win_w",
+    "out_h", "out_w", "vis_r0", "vis_r1", "vis_c0", "vis_c1",
+)
+
+
+@triton.jit(do_not_specialize=_BOUNDS_ARGS)
+def mask_bounds_kernel(
+    # Mask logits, any float dtype read as float32, shape (Q, Hm, Wm),
+    # element strides (sm_q, sm_h, sm_w).
+    masks_ptr,
+    # int32 (1,): detection count; int32 (max_det, 2): (query, class).
+    count_ptr,
+    det_i_ptr,
+    # Tap tables of the upsampled window, int32: (out_h,) first and second
+    # source row of each output row; (out_w,) the same for columns.
+    ty0_ptr, ty1_ptr, tx0_ptr, tx1_ptr,
+    # Output, int32 (max_det, 4): (row_lo, row_hi, col_lo, col_hi), half-open,
+    # in window-output coordinates; empty (0, 0, 0, 0) when nothing can be positive.
+    bounds_ptr,
+    sm_q, sm_h, sm_w, win_r0, win_c0, win_h, win_w,
+    out_h, out_w, vis_r0, vis_r1, vis_c0, vis_c1,
+    # Mask rows per iteration and the padded window width (>= win_w, power of two).
+    BLOCK_R: tl.constexpr,
+    BLOCK_W: tl.constexpr,
+    STEPS: tl.constexpr,
+):
+    """One program per detection slot: positive-cell box -> output pixel bounds.
+
+    Output row i can be positive only if one of its taps ``ty0[i]``,
+    ``ty1[i]`` is a positive row, so the candidate rows are those with
+    ``ty1[i] >= first positive row`` and ``ty0[i] <= last positive row``;
+    the tables are non-decreasing, so that is a contiguous range found by
+    binary search. Columns likewise.
+    """
+    n = tl.program_id(0)
+    count = tl.load(count_ptr)
+    r_lo = 0
+    r_hi = 0
+    c_lo = 0
+    c_hi = 0
+    if n < count:
+        query = tl.load(det_i_ptr + n * 2)
+        base = masks_ptr + query.to(tl.int64) * sm_q + win_r0 * sm_h + win_c0 * sm_w
+        cols = tl.arange(0, BLOCK_W)
+        col_ok = cols < win_w
+        col_any = tl.zeros([BLOCK_W], dtype=tl.int32)
+        row_min = win_h
+        row_max = -1
+        for r0 in range(0, win_h, BLOCK_R):
+            rows = r0 + tl.arange(0, BLOCK_R)
+            ok = (rows[:, None] < win_h) & col_ok[None, :]
+            v = tl.load(base + rows[:, None] * sm_h + cols[None, :] * sm_w, mask=ok, other=0.0)
+            pos = (v.to(tl.float32) > 0.0) & ok
+            pos_i = pos.to(tl.int32)
+            col_any = tl.maximum(col_any, tl.max(pos_i, axis=0))
+            row_has = tl.max(pos_i, axis=1) > 0
+            row_min = tl.minimum(row_min, tl.min(tl.where(row_has, rows, win_h), axis=0))
+            row_max = tl.maximum(row_max, tl.max(tl.where(row_has, rows, -1), axis=0))
+        col_min = tl.min(tl.where(col_any > 0, cols, win_w), axis=0)
+        col_max = tl.max(tl.where(col_any > 0, cols, -1), axis=0)
+        if row_max >= 0:
+            r_lo = tl.maximum(_search(ty1_ptr, out_h, row_min, STEPS), vis_r0)
+            r_hi = tl.minimum(_search(ty0_ptr, out_h, row_max + 1, STEPS), vis_r1)
+            c_lo = tl.maximum(_search(tx1_ptr, out_w, col_min, STEPS), vis_c0)
+            c_hi = tl.minimum(_search(tx0_ptr, out_w, col_max + 1, STEPS), vis_c1)
+            empty = (r_lo >= r_hi) | (c_lo >= c_hi)
+            r_lo = tl.where(empty, 0, r_lo)
+            r_hi = tl.where(empty, 0, r_hi)
+            c_lo = tl.where(empty, 0, c_lo)
+            c_hi = tl.where(empty, 0, c_hi)
+    tl.store(bounds_ptr + n * 4 + 0, r_lo)
+    tl.store(bounds_ptr + n * 4 + 1, r_hi)
+    tl.store(bounds_ptr + n * 4 + 2, c_lo)
+    tl.store(bounds_ptr + n * 4 + 3, c_hi)
+
+
+# -- bilinear value and runs ------------------------------------------------------
+@triton.jit
+def _fma_exact(a, b, c):
+    """Correctly rounded float32 ``a * b + c`` from float64 with round-to-odd.
+
+    The float64 product of two float32 is exact; the float64 sum is made
+    round-to-odd (TwoSum error, an inexact even result steps one ulp towards
+    the exact value), and round-to-odd float64 rounds to float32 correctly.
+    """
+    p = a.to(tl.float64) * b.to(tl.float64)
+    c64 = c.to(tl.float64)
+    s = p + c64
+    bb = s - p
+    err = (p - (s - bb)) + (c64 - bb)
+    bits = s.to(tl.int64, bitcast=True)
+    finite = tl.abs(s) < float("inf")
+    fix = (err != 0.0) & ((bits & 1) == 0) & finite
+    step = tl.where((err > 0.0) == (s > 0.0), 1, -1).to(tl.int64)
+    bits = tl.where(fix, bits + step, bits)
+    return bits.to(tl.float64, bitcast=True).to(tl.float32)
+
+
+@triton.jit
+def _lin2(a, wa, b, wb, ARITH: tl.constexpr):
+    """The reference device's ``a * wa + b * wb`` in float32."""
+    if ARITH == 0:
+        return _fma_exact(a, wa, b * wb)
+    elif ARITH == 1:
+        return a * wa + b * wb
+    else:
+        return tl.fma(wa, a, wb * b)
+
+
+@triton.jit
+def _positive_rows(
+    base, sm_h, sm_w, rows, row_ok, x0, x1, wx0, wx1, ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr,
+    ARITH: tl.constexpr,
+):
+    """(rows x columns) bool: bilinear value > 0 for the given output rows."""
+    y0 = tl.load(ty0_ptr + rows, mask=row_ok, other=0)
+    y1 = tl.load(ty1_ptr + rows, mask=row_ok, other=0)
+    wy0 = tl.load(wy0_ptr + rows, mask=row_ok, other=0.0)
+    wy1 = tl.load(wy1_ptr + rows, mask=row_ok, other=0.0)
+    ok = row_ok[:, None] & (x0[None, :] >= 0)
+    p0 = base + y0[:, None] * sm_h
+    p1 = base + y1[:, None] * sm_h
+    v00 = tl.load(p0 + x0[None, :] * sm_w, mask=ok, other=0.0).to(tl.float32)
+    v01 = tl.load(p0 + x1[None, :] * sm_w, mask=ok, other=0.0).to(tl.float32)
+    v10 = tl.load(p1 + x0[None, :] * sm_w, mask=ok, other=0.0).to(tl.float32)
+    v11 = tl.load(p1 + x1[None, :] * sm_w, mask=ok, other=0.0).to(tl.float32)
+    t0 = _lin2(v00, wx0[None, :], v01, wx1[None, :], ARITH)
+    t1 = _lin2(v10, wx0[None, :], v11, wx1[None, :], ARITH)
+    value = _lin2(t0, wy0[:, None], t1, wy1[:, None], ARITH)
+    return (value > 0.0) & ok
+
+
+_RUNS_ARGS = (
+    "sm_q", "sm_h", "sm_w", "win_r0", "win_c0", "out_w",
+    "frame_top", "frame_left", "capacity",
+)
+
+
+@triton.jit(do_not_specialize=_RUNS_ARGS)
+def mask_runs_kernel(
+    # Mask logits (Q, Hm, Wm), element strides (sm_q, sm_h, sm_w).
+    masks_ptr,
+    # int32 (1,), int32 (max_det, 2), int32 (max_det, 4): count, (query, class), bounds.
+    count_ptr,
+    det_i_ptr,
+    bounds_ptr,
+    # Tap tables: int32 (out_h,) x2, float32 (out_h,) x2 weights; same for columns.
+    ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr,
+    tx0_ptr, tx1_ptr, wx0_ptr, wx1_ptr,
+    # int32 (max_det, out_w) row-major: runs per (detection, column); written
+    # when EMIT is False, read (with incl) when EMIT is True.
+    counts_ptr,
+    # int32 (max_det * out_w,): inclusive prefix sum of counts (EMIT only).
+    incl_ptr,
+    # int32 (capacity + 1, 3) row-major: (x, y_start, y_stop) frame pixels per
+    # run; row ``capacity`` is a sink for lanes that store nothing.
+    runs_ptr,
+    sm_q, sm_h, sm_w, win_r0, win_c0, out_w,
+    frame_top, frame_left, capacity,
+    # False: count runs per column; True: write them. Two loop bodies.
+    EMIT: tl.constexpr,
+    # Bilinear arithmetic of the reference device (see module docstring).
+    ARITH: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    """One program: BLOCK_C consecutive output columns of one detection.
+
+    It walks the rows of the detection's bounds BLOCK_R at a time. Row i
+    starts a run where it is positive and row i - 1 is not, and ends one
+    where it is not and row i - 1 is. Row i - 1 of the tile comes from a
+    product with a 0/1 shift matrix (``tl.dot``, exact on 0/1 values with
+    ieee precision; Triton has no tensor shift), the tile's first row takes
+    the previous tile's last row (background above the bounds). The walk
+    goes one row past the bounds to close a run that reaches the edge. The k-th
+    start of a column goes to run slot ``offset + k``, its end to the same
+    slot: both are ``offset + (starts so far) - 1`` (an inclusive cumsum),
+    because a row that ends a run never starts one.
+    """
+    pid_c = tl.program_id(0)
+    n = tl.program_id(1)
+    cols = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
+    col_in = cols < out_w
+    count = tl.load(count_ptr)
+    r_lo = tl.load(bounds_ptr + n * 4 + 0)
+    r_hi = tl.load(bounds_ptr + n * 4 + 1)
+    c_lo = tl.load(bounds_ptr + n * 4 + 2)
+    c_hi = tl.load(bounds_ptr + n * 4 + 3)
+    active = (n < count) & (r_lo < r_hi)
+    col_ok = col_in & (cols >= c_lo) & (cols < c_hi) & active
+    col_idx = n * out_w + cols
+    any_col = tl.max(col_ok.to(tl.int32), axis=0) > 0
+    if EMIT:
+        offset = tl.load(incl_ptr + col_idx, mask=col_in, other=0) - tl.load(
+            counts_ptr + col_idx, mask=col_in, other=0
+        )
+    starts_so_far = tl.zeros([BLOCK_C], dtype=tl.int32)
+    if any_col:
+        query = tl.load(det_i_ptr + n * 2, mask=n < count, other=0)
+        base = masks_ptr + query.to(tl.int64) * sm_q + win_r0 * sm_h + win_c0 * sm_w
+        x0 = tl.where(col_ok, tl.load(tx0_ptr + cols, mask=col_ok, other=0), -1)
+        x1 = tl.load(tx1_ptr + cols, mask=col_ok, other=0)
+        wx0 = tl.load(wx0_ptr + cols, mask=col_ok, other=0.0)
+        wx1 = tl.load(wx1_ptr + cols, mask=col_ok, other=0.0)
+        # shift[i, j] = 1 where j == i - 1: (shift @ cur)[i] = cur[i - 1].
+        r_idx = tl.arange(0, BLOCK_R)
+        shift = ((r_idx[:, None] - 1) == r_idx[None, :]).to(tl.float32)
+        carry = tl.zeros([BLOCK_C], dtype=tl.float32)  # row above the tile (background above the bounds)
+        for i0 in range(r_lo, r_hi + 1, BLOCK_R):
+            rows = i0 + r_idx
+            cur = _positive_rows(base, sm_h, sm_w, rows, rows < r_hi, x0, x1, wx0, wx1,
+                                 ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr, ARITH)
+            cur_f = cur.to(tl.float32)
+            prev_f = tl.dot(shift, cur_f, input_precision="ieee")
+            prev_f = tl.where(r_idx[:, None] == 0, carry[None, :], prev_f)
+            prev = prev_f > 0.5
+            carry = tl.sum(tl.where(r_idx[:, None] == BLOCK_R - 1, cur_f, 0.0), axis=0)
+            rows2 = rows[:, None] + tl.zeros([BLOCK_C], dtype=tl.int32)[None, :]
+            in_walk = (rows2 <= r_hi) & col_ok[None, :]
+            start = cur & ~prev & in_walk
+            stop = ~cur & prev & in_walk
+            cum = tl.cumsum(start.to(tl.int32), axis=0)
+            if EMIT:
+                slot = offset[None, :] + starts_so_far[None, :] + cum - 1
+                fits = slot < capacity
+                x_frame = cols[None, :] + frame_left + rows2 * 0
+                y_frame = rows2 + frame_top
+                # Lanes that do not store point at the sink row (index
+                # capacity), never at a live slot: the interpreter's masked
+                # store must not see a live address twice.
+                start_slot = tl.where(start & fits, slot, capacity)
+                stop_slot = tl.where(stop & fits, slot, capacity)
+                tl.store(runs_ptr + start_slot * 3 + 0, x_frame, mask=start & fits)
+                tl.store(runs_ptr + start_slot * 3 + 1, y_frame, mask=start & fits)
+                tl.store(runs_ptr + stop_slot * 3 + 2, y_frame, mask=stop & fits)
+            starts_so_far += tl.sum(start.to(tl.int32), axis=0)
+    if not EMIT:
+        tl.store(counts_ptr + col_idx, starts_so_far, mask=col_in)
+
+
+# -- AOT ----------------------------------------------------------------------------
+def _sig(pointers: dict[str, str], ints: tuple[str, ...], floats: tuple[str, ...] = (), const: tuple[str, ...] = ()) -> dict[str, str]:
+    sig = dict(pointers)
+    for name in ints:
+        sig[name] = "i32"
+    for name in floats:
+        sig[name] = "fp32"
+    for name in const:
+        sig[name] = "constexpr"
+    return sig
+
+
+def aot_variants() -> list[AotVariant]:
+    """Every variant the launcher launches (the run kernel: 2 passes x 3 arithmetics)."""
+    variants = [
+        AotVariant(
+            name="pp_select_rank",
+            fn=select_rank_kernel,
+            signature=_sig(
+                {"prob_ptr": "*fp32", "map_ptr": "*i32", "rank_ptr": "*i32"},
+                ("qc", "num_classes", "num_queries", "map_len"),
+                ("threshold",),
+                ("BLOCK",),
+            ),
+            constexprs={"BLOCK": SEL_BLOCK},
+            num_warps=NUM_WARPS,
+        ),
+        AotVariant(
+            name="pp_select_emit",
+            fn=select_emit_kernel,
+            signature=_sig(
+                {
+                    "rank_ptr": "*i32", "prob_ptr": "*fp32", "map_ptr": "*i32",
+                    "boxes_ptr": "*fp32", "count_ptr": "*i32", "det_i_ptr": "*i32",
+                    "det_f_ptr": "*fp32",
+                },
+                ("qc", "num_classes", "max_det", "map_len", "stretch", "frame_w", "frame_h",
+                 "in_w", "in_h", "content_x0", "content_y0"),
+                ("kx", "ky", "source_x0", "source_y0"),
+                ("BLOCK",),
+            ),
+            constexprs={"BLOCK": SEL_BLOCK},
+            num_warps=NUM_WARPS,
+        ),
+        AotVariant(
+            name="pp_mask_bounds",
+            fn=mask_bounds_kernel,
+            signature=_sig(
+                {
+                    "masks_ptr": "*fp32", "count_ptr": "*i32", "det_i_ptr": "*i32",
+                    "ty0_ptr": "*i32", "ty1_ptr": "*i32", "tx0_ptr": "*i32", "tx1_ptr": "*i32",
+                    "bounds_ptr": "*i32",
+                },
+                _BOUNDS_ARGS,
+                (),
+                ("BLOCK_R", "BLOCK_W", "STEPS"),
+            ),
+            constexprs={"BLOCK_R": BOUNDS_BLOCK_R, "BLOCK_W": MAX_MASK_SIDE, "STEPS": SEARCH_STEPS},
+            num_warps=NUM_WARPS,
+        ),
+    ]
+    for emit in (False, True):
+        for arith in ARITHS:
+            variants.append(
+                AotVariant(
+                    name=f"pp_mask_runs_{'emit' if emit else 'count'}_arith{arith}",
+                    fn=mask_runs_kernel,
+                    signature=_sig(
+                        {
+                            "masks_ptr": "*fp32", "count_ptr": "*i32", "det_i_ptr": "*i32",
+                            "bounds_ptr": "*i32",
+                            "ty0_ptr": "*i32", "ty1_ptr": "*i32", "wy0_ptr": "*fp32", "wy1_ptr": "*fp32",
+                            "tx0_ptr": "*i32", "tx1_ptr": "*i32", "wx0_ptr": "*fp32", "wx1_ptr": "*fp32",
+                            "counts_ptr": "*i32", "incl_ptr": "*i32", "runs_ptr": "*i32",
+                        },
+                        _RUNS_ARGS,
+                        (),
+                        ("EMIT", "ARITH", "BLOCK_R", "BLOCK_C"),
+                    ),
+                    constexprs={"EMIT": emit, "ARITH": arith, "BLOCK_R": RUNS_BLOCK_R, "BLOCK_C": RUNS_BLOCK_C},
+                    num_warps=NUM_WARPS,
+                )
+            )
+    return variants
