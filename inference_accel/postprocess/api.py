@@ -1,0 +1,306 @@
+"""Public postprocessing entry point: pick an implementation, fall back when needed.
+
+Three implementations of the op ``postprocess`` are registered with
+:mod:`inference_accel.dispatch`, best first:
+
+========== ==== ==============================================================
+name       rank process-wide precondition (the capability check)
+========== ==== ==============================================================
+triton     20   flag on; ``triton`` importable; ``torch.cuda.is_available()``
+cpu        10   flag on; torch's CPU bilinear order recognised
+                (``sparse_cpu.torch_cpu_arith``)
+reference  0    always
+========== ==== ==============================================================
+
+The flag is ``INFERENCE_MODELS_RFDETR_TRITON_POSTPROC_ENABLED``
+(``Flags.postproc_fast``); false forces the reference path.
+
+Per-input preconditions (:data:`INPUT_PRECONDITIONS`), checked on every call:
+
+- triton: tensors on a CUDA device (or on the CPU while ``TRITON_INTERPRET=1``);
+  frame sides <= 8192; mask window sides <= 256; on the CPU (interpreter)
+  ``out_h + out_w > 128`` of the upsampled window (torch's CPU kernel switches
+  to another arithmetic below that); on CUDA, the device passed the one-time
+  arithmetic self-check against ``F.interpolate``;
+- cpu: all tensors on the CPU (the pixels reproduce torch's *CPU* kernel).
+
+An input a fast path cannot take goes to the next implementation, with a
+warning logged once per reason. A Triton compile or launch error switches the
+Triton path off for the process (:func:`dispatch.disable`). A frame whose runs
+overflow the Triton buffers is redone by the reference and counted in
+:func:`fallback_counts`.
+
+**Output type.** Every path returns ``sv.Detections`` whose ``mask`` is an
+``sv.CompactMask`` with tight crops (the reference's dense result is encoded
+with the same crop convention), so callers see one type; the pixels are
+identical to ``postprocess_reference`` on the tensors' device.
+
+>>> import torch
+>>> from inference_accel.flags import Flags
+>>> from inference_accel.preprocess.geometry import plan_geometry
+>>> logits = torch.full((2, 3), -9.0); logits[0, 2] = 3.0
+>>> boxes = torch.tensor([[0.5, 0.5, 0.5, 0.5]] * 2)
+>>> masks = -torch.ones(2, 4, 4); masks[0, 1:3, 1:3] = 2.0
+>>> det, used = postprocess(logits, boxes, masks, plan_geometry((8, 8), (16, 16)), flags=Flags())
+>>> used, det.class_id.tolist(), det.mask.area.tolist()
+('cpu', [2], [16])
+>>> postprocess(logits, boxes, masks, plan_geometry((8, 8), (16, 16)), flags=Flags(postproc_fast=False))[1]
+'reference'
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Callable, Sequence
+
+import numpy as np
+import supervision as sv
+import torch
+
+from inference_accel import dispatch
+from inference_accel.flags import POSTPROC_FLAG, Flags, read_flags
+from inference_accel.postprocess.crop_rle import build_compact_mask, encode_dense_crop
+from inference_accel.postprocess.mask_geometry import mask_placement
+from inference_accel.postprocess.reference import postprocess_reference
+from inference_accel.preprocess.geometry import Geometry
+
+OP = "postprocess"
+TRITON, CPU, REFERENCE = "triton", "cpu", dispatch.REFERENCE
+MAX_FRAME_SIDE = 8192
+MAX_MASK_SIDE = 256
+SMALL_OUTPUT_SUM = 128
+
+_fallbacks: Counter[str] = Counter()
+_fallback_lock = threading.Lock()
+_device_checked: dict[str, str | None] = {}
+
+
+def fallback_counts() -> dict[str, int]:
+    """Frames a fast path handed to the reference at run time, by reason."""
+    with _fallback_lock:
+        return dict(_fallbacks)
+
+
+def reset_fallback_counts() -> None:
+    with _fallback_lock:
+        _fallbacks.clear()
+
+
+def _count_fallback(reason: str) -> None:
+    with _fallback_lock:
+        _fallbacks[reason] += 1
+
+
+# -- process-wide capability checks ---------------------------------------------
+def _flag_reason(flags: Flags | None) -> str | None:
+    if flags is not None and not flags.postproc_fast:
+        return f"{POSTPROC_FLAG}=false"
+    return None
+
+
+def _check_triton(flags: Flags | None) -> str | None:
+    reason = _flag_reason(flags)
+    if reason:
+        return reason
+    try:
+        import triton  # noqa: F401
+    except Exception as exc:
+        return f"triton is not importable: {exc}"
+    if not torch.cuda.is_available():
+        return "torch.cuda is not available"
+    return None
+
+
+def _check_cpu(flags: Flags | None) -> str | None:
+    reason = _flag_reason(flags)
+    if reason:
+        return reason
+    from inference_accel.postprocess.sparse_cpu import torch_cpu_arith
+
+    if torch_cpu_arith() is None:
+        return "torch's CPU bilinear arithmetic matches neither known order (self-check failed)"
+    return None
+
+
+def _check_reference(flags: Flags | None) -> str | None:
+    return None
+
+
+dispatch.register(dispatch.Implementation(OP, TRITON, 20, _check_triton))
+dispatch.register(dispatch.Implementation(OP, CPU, 10, _check_cpu))
+dispatch.register(dispatch.Implementation(OP, REFERENCE, 0, _check_reference))
+
+
+# -- per-input preconditions -------------------------------------------------------
+def _tensors(*tensors: torch.Tensor) -> set[str]:
+    return {t.device.type for t in tensors}
+
+
+def _triton_input(logits, boxes, masks, geometry: Geometry) -> str | None:
+    from inference_accel.postprocess.triton_launch import interpreter_active
+
+    devices = _tensors(logits, boxes, masks)
+    if len(devices) != 1:
+        return f"tensors on several devices: {sorted(devices)}"
+    device = masks.device
+    if device.type != "cuda" and not (device.type == "cpu" and interpreter_active()):
+        return f"tensors on {device}; the Triton kernels run on CUDA"
+    fh, fw = geometry.frame_hw
+    if max(fh, fw) > MAX_FRAME_SIDE:
+        return f"frame {fh}x{fw} exceeds {MAX_FRAME_SIDE} per side"
+    placement = mask_placement(geometry, masks.shape[-2:], geometry.frame_hw)
+    wh = placement.rows[1] - placement.rows[0]
+    ww = placement.cols[1] - placement.cols[0]
+    if max(wh, ww) > MAX_MASK_SIDE:
+        return f"mask window {wh}x{ww} exceeds {MAX_MASK_SIDE} per side"
+    if device.type == "cpu" and sum(placement.out_hw) <= SMALL_OUTPUT_SUM:
+        return "output this small takes torch's channels-last CPU kernel (another arithmetic)"
+    if device.type == "cuda":
+        reason = _cuda_self_check(device)
+        if reason:
+            return reason
+    return None
+
+
+def _cpu_input(logits, boxes, masks, geometry: Geometry) -> str | None:
+    devices = _tensors(logits, boxes, masks)
+    if devices != {"cpu"}:
+        return f"tensors on {sorted(devices)}; the CPU path reproduces torch's CPU kernel"
+    return None
+
+
+def _reference_input(logits, boxes, masks, geometry: Geometry) -> str | None:
+    return None
+
+
+INPUT_PRECONDITIONS: dict[str, Callable[..., str | None]] = {
+    TRITON: _triton_input,
+    CPU: _cpu_input,
+    REFERENCE: _reference_input,
+}
+
+
+def _cuda_self_check(device: torch.device) -> str | None:
+    """Once per CUDA device: the kernels' pixels equal ``F.interpolate`` there.
+
+    The CUDA arithmetic (``ARITH_CUDA``) is written from torch's source, not
+    measured (no GPU was available when it was written); this check measures
+    it on the first call and keeps the Triton path off if it differs.
+    """
+    key = str(device)
+    if key not in _device_checked:
+        from inference_accel.postprocess.triton_launch import default_postprocessor
+
+        gen = torch.Generator().manual_seed(7)
+        logits = torch.full((6, 3), -9.0)
+        logits[:, 1] = 4.0
+        boxes = torch.rand(6, 4, generator=gen)
+        masks = torch.randn(6, 24, 20, generator=gen)
+        masks[:, ::2] *= 1e-6
+        frame = (90, 301)
+        ref = postprocess_reference(logits.to(device), boxes.to(device), masks.to(device), frame)
+        try:
+            got = default_postprocessor()(logits.to(device), boxes.to(device), masks.to(device), None, frame)
+            same = np.array_equal(got.mask.to_dense(), ref.mask) and np.array_equal(got.xyxy, ref.xyxy)
+            _device_checked[key] = None if same else "kernel pixels differ from F.interpolate on this GPU"
+        except Exception as exc:  # compile/launch failure is reported by the caller
+            _device_checked[key] = f"self-check failed: {type(exc).__name__}: {exc}"
+    return _device_checked[key]
+
+
+# -- runners ----------------------------------------------------------------------
+def _dense_to_compact(detections: sv.Detections, frame_hw: tuple[int, int]) -> sv.Detections:
+    dense = detections.mask
+    crops = [encode_dense_crop(dense[i]) for i in range(len(detections))]
+    detections.mask = build_compact_mask(crops, frame_hw)
+    return detections
+
+
+def _run_reference(logits, boxes, masks, geometry, **kw) -> sv.Detections:
+    det = postprocess_reference(logits, boxes, masks, geometry=geometry, **kw)
+    return _dense_to_compact(det, geometry.frame_hw)
+
+
+def _run_cpu(logits, boxes, masks, geometry, **kw) -> sv.Detections:
+    from inference_accel.postprocess.sparse_cpu import postprocess_sparse_cpu
+
+    return postprocess_sparse_cpu(logits, boxes, masks, geometry=geometry, **kw)
+
+
+def _run_triton(logits, boxes, masks, geometry, **kw) -> sv.Detections:
+    from inference_accel.postprocess.triton_launch import default_postprocessor
+
+    return default_postprocessor()(logits, boxes, masks, geometry, geometry.frame_hw, **kw)
+
+
+RUNNERS: dict[str, Callable[..., sv.Detections]] = {
+    TRITON: _run_triton,
+    CPU: _run_cpu,
+    REFERENCE: _run_reference,
+}
+
+
+def postprocess(
+    logits: torch.Tensor,
+    boxes_cxcywh: torch.Tensor,
+    mask_logits: torch.Tensor,
+    geometry: Geometry,
+    *,
+    threshold: float = 0.4,
+    max_detections: int = 300,
+    class_mapping: np.ndarray | None = None,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    flags: Flags | None = None,
+) -> tuple[sv.Detections, str]:
+    """One image's raw outputs -> (detections with a CompactMask, implementation used).
+
+    ``logits``: (Q, C); ``boxes_cxcywh``: (Q, 4) normalised; ``mask_logits``:
+    (Q, Hm, Wm), all on one device. ``geometry`` maps the model input to the
+    frame (:func:`~inference_accel.preprocess.geometry.plan_geometry`).
+    ``flags``: ``None`` reads the environment.
+    """
+    from inference_accel.postprocess.triton_launch import RunsOverflow
+
+    if logits.ndim != 2 or boxes_cxcywh.ndim != 2 or mask_logits.ndim != 3:
+        raise ValueError(
+            "expected logits (Q, C), boxes (Q, 4), mask_logits (Q, Hm, Wm); got "
+            f"{tuple(logits.shape)}, {tuple(boxes_cxcywh.shape)}, {tuple(mask_logits.shape)}"
+        )
+    flags = read_flags() if flags is None else flags
+    kw = dict(
+        threshold=threshold,
+        max_detections=max_detections,
+        class_mapping=class_mapping,
+        num_classes=num_classes,
+        class_names=class_names,
+    )
+    for verdict in dispatch.explain(OP, flags):
+        if not verdict.available:
+            continue
+        name = verdict.implementation.name
+        reason = INPUT_PRECONDITIONS[name](logits, boxes_cxcywh, mask_logits, geometry)
+        if reason is not None:
+            dispatch.warn_once(
+                f"{OP}:{name}:{reason}",
+                f"{OP}: {name} path cannot take this input ({reason}); using the next implementation",
+            )
+            continue
+        if name == REFERENCE:
+            return RUNNERS[name](logits, boxes_cxcywh, mask_logits, geometry, **kw), name
+        try:
+            return RUNNERS[name](logits, boxes_cxcywh, mask_logits, geometry, **kw), name
+        except RunsOverflow as exc:
+            _count_fallback(f"{name}: run buffer overflow")
+            dispatch.warn_once(f"{OP}:{name}:overflow", f"{OP}: {name} {exc}; frame redone by the reference")
+            return _run_reference(logits, boxes_cxcywh, mask_logits, geometry, **kw), REFERENCE
+        except Exception as exc:  # compile or launch failure: off for the process
+            dispatch.disable(OP, name, f"{type(exc).__name__}: {exc}")
+            continue
+    raise RuntimeError(f"no implementation of {OP!r} could take this input")
+
+
+def describe(flags: Flags | None = None) -> list[dispatch.Verdict]:
+    """Every postprocessing implementation with why it is unavailable (for ``doctor``)."""
+    return dispatch.explain(OP, read_flags() if flags is None else flags)
