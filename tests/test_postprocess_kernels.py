@@ -1,0 +1,166 @@
+"""The real Triton postprocessing kernels under ``TRITON_INTERPRET=1`` vs the dense reference.
+
+The interpreter runs each program in Python (about a second per million
+elements), so sizes stay small. Expected values come from
+``postprocess_reference`` (torch CPU) and supervision's encoder. AOT
+compilation for sm_87/89/90 runs in a subprocess without the interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from inference_accel import dispatch
+from inference_accel.flags import Flags
+from inference_accel.postprocess import api
+from inference_accel.postprocess import triton_launch as tl_launch
+from inference_accel.postprocess.reference import postprocess_reference
+from inference_accel.postprocess.triton_launch import RunsOverflow, TritonPostprocessor
+from inference_accel.preprocess.geometry import plan_geometry
+from tests.test_postprocess_sparse import (
+    assert_same_detections,
+    confident_logits,
+    polygon_logits,
+    random_boxes,
+)
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TRITON_INTERPRET", "0") in ("", "0") and not torch.cuda.is_available(),
+    reason="needs TRITON_INTERPRET=1 (conftest sets it) or a GPU",
+)
+
+
+@pytest.fixture(scope="module")
+def pp():
+    return TritonPostprocessor(capacity=1 << 14)
+
+
+def both(pp, logits, boxes, masks, frame_hw, geometry=None, **kw):
+    ref = postprocess_reference(logits, boxes, masks, frame_hw, geometry=geometry, **kw)
+    got = pp(logits, boxes, masks, geometry, frame_hw, **kw)
+    assert_same_detections(got, ref)
+    return got, ref
+
+
+def test_random_logits(pp):
+    rng = np.random.default_rng(0)
+    q = 8
+    logits = torch.from_numpy(rng.standard_normal((q, 5)).astype(np.float32) * 3)
+    masks = torch.from_numpy((rng.standard_normal((q, 13, 17)) - 0.8).astype(np.float32))
+    masks[:, ::3] *= 1e-5  # values near zero
+    got, ref = both(pp, logits, boxes := random_boxes(q, rng), masks, (100, 37))
+    assert len(ref) > 0 and boxes is not None
+
+
+def test_structured_polygons_odd_frame(pp):
+    rng = np.random.default_rng(1)
+    q = 6
+    masks = torch.from_numpy(polygon_logits(rng, q, (20, 20), (77, 123)))
+    got, ref = both(pp, confident_logits(q, 4, rng), random_boxes(q, rng), masks, (77, 123))
+    assert ref.mask.any()
+
+
+def test_downsampling_mask_larger_than_frame(pp):
+    rng = np.random.default_rng(2)
+    q = 4
+    masks = torch.from_numpy(polygon_logits(rng, q, (96, 96), (200, 200)))
+    both(pp, confident_logits(q, 3, rng), random_boxes(q, rng), masks, (70, 75))
+
+
+@pytest.mark.parametrize("mode", ["letterbox", "center-crop"])
+def test_letterbox_and_center_crop(pp, mode):
+    rng = np.random.default_rng(3)
+    q = 5
+    geometry = plan_geometry((72, 128), (52, 52), mode)
+    masks = torch.from_numpy(polygon_logits(rng, q, (13, 13), (52, 52)))
+    both(pp, confident_logits(q, 3, rng), random_boxes(q, rng), masks, (72, 128), geometry=geometry)
+
+
+def test_selection_semantics(pp):
+    rng = np.random.default_rng(4)
+    q, c = 12, 7
+    logits = confident_logits(q, c, rng, classes_per_query=2)
+    logits[0, 0] = 0.0  # exactly the 0.5 threshold: dropped (strict)
+    logits[1, :] = float("nan")  # NaN scores sort first and take top-k slots
+    logits[2, 3] = logits[3, 3] = 2.5  # equal scores: ascending flat index
+    masks = torch.from_numpy(polygon_logits(rng, q, (10, 12), (60, 70)))
+    boxes = random_boxes(q, rng)
+    both(pp, logits, boxes, masks, (60, 70), threshold=0.5)
+    both(pp, logits, boxes, masks, (60, 70), class_mapping=np.array([2, -1, 0, 1, 3, -1, 4]), max_detections=4)
+    both(pp, logits, boxes, masks, (60, 70), num_classes=4, class_names=list("abcd"))
+
+
+def test_runtime_arguments_change_without_new_variants(pp):
+    """Frame size, threshold, Q and C are runtime values: same kernels, new results."""
+    from inference_accel.kernels import postprocess as k
+
+    rng = np.random.default_rng(5)
+    for q, c, frame, thr in ((4, 3, (50, 61), 0.3), (6, 5, (41, 90), 0.6)):
+        masks = torch.from_numpy(polygon_logits(rng, q, (12, 12), frame))
+        both(pp, confident_logits(q, c, rng), random_boxes(q, rng), masks, frame, threshold=thr)
+    runtime = set(k._RUNS_ARGS) | set(k._BOUNDS_ARGS) | set(k._SEL_RANK_ARGS) | set(k._SEL_EMIT_ARGS)
+    assert {"out_w", "capacity", "threshold", "qc", "num_classes", "num_queries", "frame_w", "frame_h"} <= runtime
+
+
+def test_overflow_raises_and_api_falls_back_counted(monkeypatch):
+    rng = np.random.default_rng(6)
+    q = 4
+    logits, boxes = confident_logits(q, 3, rng), random_boxes(q, rng)
+    masks = torch.from_numpy(polygon_logits(rng, q, (12, 12), (60, 90)))
+    small = TritonPostprocessor(capacity=3)
+    with pytest.raises(RunsOverflow):
+        small(logits, boxes, masks, None, (60, 90))
+    # The gate: force the Triton path on for CPU tensors under the interpreter.
+    dispatch.register(dispatch.Implementation(api.OP, api.TRITON, 20, lambda flags: None))
+    monkeypatch.setattr(tl_launch, "_default", small)
+    api.reset_fallback_counts()
+    try:
+        geometry = plan_geometry((60, 90), (48, 48))
+        det, used = api.postprocess(logits, boxes, masks, geometry, flags=Flags())
+        assert used == "reference"
+        assert api.fallback_counts() == {"triton: run buffer overflow": 1}
+        assert_same_detections(det, postprocess_reference(logits, boxes, masks, geometry=geometry))
+        monkeypatch.setattr(tl_launch, "_default", TritonPostprocessor(capacity=1 << 12))
+        det, used = api.postprocess(logits, boxes, masks, geometry, flags=Flags())
+        assert used == "triton"
+        assert_same_detections(det, postprocess_reference(logits, boxes, masks, geometry=geometry))
+    finally:
+        dispatch.register(dispatch.Implementation(api.OP, api.TRITON, 20, api._check_triton))
+
+
+def test_small_outputs_are_gated_on_cpu():
+    rng = np.random.default_rng(7)
+    masks = torch.zeros(2, 13, 13)
+    reason = api.INPUT_PRECONDITIONS["triton"](
+        confident_logits(2, 3, rng), random_boxes(2, rng), masks, plan_geometry((40, 60), (52, 52))
+    )
+    assert reason and "channels-last" in reason
+
+
+def test_aot_compiles_every_variant_for_87_89_90(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = tmp_path / "aot.json"
+    subprocess.run(
+        [sys.executable, "-m", "inference_accel.aot", "--module", "inference_accel.kernels.postprocess", "--json", str(out)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    rows = json.loads(out.read_text())
+    probe = subprocess.run(
+        [sys.executable, "-c", "from inference_accel.kernels.postprocess import aot_variants; print(len(aot_variants()))"],
+        check=True, env=env, capture_output=True, text=True,
+    )
+    names = {r["kernel"] for r in rows}
+    assert len(names) == int(probe.stdout.strip()) == 9
+    for name in names:
+        assert sorted(r["arch"] for r in rows if r["kernel"] == name) == [87, 89, 90]
+    assert all(r["local_bytes"] == 0 for r in rows), "register spills"
