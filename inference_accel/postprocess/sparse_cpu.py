@@ -92,22 +92,35 @@ f32 = np.float32
 def fma32(a: npt.ArrayLike, b: npt.ArrayLike, c: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """Correctly rounded float32 ``a * b + c`` (what an FMA instruction gives).
 
-    The product of two float32 is exact in float64; the float64 sum is
-    rounded *to odd* (TwoSum gives its error; an inexact even result steps
-    one ulp towards the exact value), and rounding a round-to-odd float64 to
-    float32 is correctly rounded because float64 has more than 24 + 2 bits.
+    The product of two float32 is exact in float64, so the float64 sum ``s``
+    has one rounding; rounding ``s`` again to float32 is correct unless ``s``
+    landed exactly on a float32 rounding midpoint (or in the subnormal
+    range). Only those rare elements are redone with round-to-odd: TwoSum
+    gives the float64 sum's error, an inexact even result steps one ulp
+    towards the exact value, and a round-to-odd float64 rounds to float32
+    correctly because float64 has more than 24 + 2 bits.
     """
     p = np.asarray(a, np.float32).astype(np.float64) * np.asarray(b, np.float32)
     c64 = np.asarray(c, np.float32).astype(np.float64)
     s = p + c64
-    with np.errstate(invalid="ignore", over="ignore"):
-        bb = s - p
-        err = (p - (s - bb)) + (c64 - bb)
-        fix = (err != 0) & ((s.view(np.int64) & 1) == 0) & np.isfinite(s)
-    if fix.any():
-        s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
     with np.errstate(over="ignore"):
-        return s.astype(np.float32)
+        out = s.astype(np.float32)
+    # 29 low mantissa bits == 1000...0: s sits exactly between two float32.
+    low = s.view(np.int64) & np.int64(0x1FFFFFFF)
+    suspect = (low == np.int64(0x10000000)) | ((np.abs(s) < 2.0**-125) & (s != 0))
+    if suspect.any():
+        idx = np.nonzero(suspect)
+        ps = np.broadcast_to(p, s.shape)[idx]
+        cs = np.broadcast_to(c64, s.shape)[idx]
+        ss = s[idx]
+        with np.errstate(invalid="ignore", over="ignore"):
+            bb = ss - ps
+            err = (ps - (ss - bb)) + (cs - bb)
+            fix = (err != 0) & ((ss.view(np.int64) & 1) == 0) & np.isfinite(ss)
+            ss = np.where(fix, np.nextafter(ss, np.where(err > 0, np.inf, -np.inf)), ss)
+            out = np.array(out, copy=True) if out.ndim else out
+            out[idx] = ss.astype(np.float32)
+    return out
 
 
 def lin2(a, wa, b, wb, arith: str) -> npt.NDArray[np.float32]:
