@@ -157,33 +157,6 @@ def positive_lin2(a, wa, b, wb, arith: str) -> npt.NDArray[np.bool_]:
         return out
 
 
-# -- sign classes --------------------------------------------------------------
-_NEG, _POS, _OTHER, _NAN = 0, 1, 2, 4
-# A value in [POS_LO, POS_HI] times any weight in {0} U [2**-40, 1] never
-# underflows or overflows, so two such tap values give a positive result.
-POS_LO, POS_HI = np.float32(2.0**-62), np.float32(2.0**62)
-
-
-def _cell_class(values: np.ndarray) -> np.ndarray:
-    """uint8 class of logit cells: NEG (<= 0), POS ([SAFE_LO, SAFE_HI]), NAN, else OTHER."""
-    with np.errstate(invalid="ignore"):
-        cls = np.full(values.shape, _OTHER, dtype=np.uint8)
-        cls[values <= 0] = _NEG
-        cls[(values >= SAFE_LO) & (values <= SAFE_HI)] = _POS
-        cls[np.isnan(values)] = _NAN
-    return cls
-
-
-def _value_class(values: np.ndarray) -> np.ndarray:
-    """uint8 class of exact horizontal-pass values (POS range is [POS_LO, POS_HI])."""
-    with np.errstate(invalid="ignore"):
-        cls = np.full(values.shape, _OTHER, dtype=np.uint8)
-        cls[values <= 0] = _NEG
-        cls[(values >= POS_LO) & (values <= POS_HI)] = _POS
-        cls[np.isnan(values)] = _NAN
-    return cls
-
-
 # -- index tables -------------------------------------------------------------
 @dataclass(frozen=True)
 class AxisTable:
@@ -320,43 +293,16 @@ def placement_tables(placement: MaskPlacement, frame_hw: tuple[int, int], arith:
     )
 
 
-@dataclass
-class _Plan:
-    """Phase 1 of one mask: decided intervals and the segments left to evaluate.
-
-    Columns are frame columns, rows frame rows minus ``top`` (window-output
-    rows). Segment taps are indices into the mask's window.
-    """
-
-    f_col: np.ndarray
-    f_start: np.ndarray
-    f_stop: np.ndarray
-    s_col: np.ndarray  # frame column of each undecided (band, column) segment
-    s_start: np.ndarray  # first window-output row of the segment
-    s_len: np.ndarray
-    s_ra: np.ndarray  # upper / lower tap row (window rows)
-    s_rb: np.ndarray
-    s_x0: np.ndarray  # left / right tap column (window columns)
-    s_x1: np.ndarray
-    s_wx0: np.ndarray
-    s_wx1: np.ndarray
-
-
-def _plan_mask(window: np.ndarray, t: PlacementTables, arith: str) -> _Plan | None:
-    """Classify one mask's candidate region by the signs of its horizontal passes.
-
-    The horizontal pass t_r(x) (torch's x interpolation of source row r) is
-    certainly positive when both tap cells are in [SAFE_LO, SAFE_HI],
-    certainly <= 0 when both are <= 0, NaN when one is; only the remaining
-    (row, column) pairs - taps of opposite sign, tiny or infinite values - are
-    computed exactly. Then for each (band, column): both tap rows positive ->
-    the whole segment is foreground; both <= 0, or a NaN -> background;
-    otherwise the segment is left for :func:`_resolve_segments`.
-    """
-    left = t.top_left[1]
+def mask_crop_runs(window: np.ndarray, t: PlacementTables, arith: str) -> CropRuns | None:
+    """One mask's (h, w) logit window -> tight crop runs in frame pixels (None: empty)."""
+    top, left = t.top_left
     positive = window > 0
     if not positive.any():
         return None  # every tap <= 0 or NaN: nothing can be positive
+    if t.small:
+        values = upsample_values(window, (t.ty.i0.size, t.tx.i0.size), arith)
+        (a, b), (c, d) = t.rows, t.cols
+        return encode_dense_crop(values[a:b, c:d] > 0, a + top, c + left)
     pr = np.flatnonzero(positive.any(axis=1))
     pc = np.flatnonzero(positive.any(axis=0))
     ty, tx = t.ty, t.tx
@@ -368,18 +314,10 @@ def _plan_mask(window: np.ndarray, t: PlacementTables, arith: str) -> _Plan | No
     if i_lo >= i_hi or j_lo >= j_hi:
         return None
     s0, s1 = int(ty.i0[i_lo]), int(ty.i1[i_hi - 1]) + 1
+    # Horizontal pass, exactly torch's t_r, for the source rows in use.
+    rows = window[s0:s1]
     x0, x1 = tx.i0[j_lo:j_hi], tx.i1[j_lo:j_hi]
-    cell = _cell_class(window[s0:s1])
-    c0, c1 = cell[:, x0], cell[:, x1]
-    either = c0 | c1
-    hcls = np.where(either & _NAN, _NAN, np.where((c0 & c1) == _POS, _POS, np.where(either == _NEG, _NEG, _OTHER)))
-    hcls = hcls.astype(np.uint8)
-    other = np.nonzero(hcls == _OTHER)
-    if other[0].size:  # taps of opposite sign (or tiny/infinite): the exact pass decides
-        r, x = other
-        rows = window[s0:s1]
-        exact = lin2(rows[r, x0[x]], tx.w0[j_lo:j_hi][x], rows[r, x1[x]], tx.w1[j_lo:j_hi][x], arith)
-        hcls[other] = _value_class(exact)
+    hpass = lin2(rows[:, x0], tx.w0[j_lo:j_hi], rows[:, x1], tx.w1[j_lo:j_hi], arith)
     # Bands (output rows sharing a tap pair) inside [i_lo, i_hi).
     b_lo, b_hi = int(t.band_of_row[i_lo]), int(t.band_of_row[i_hi - 1]) + 1
     bs = np.maximum(t.band_start[b_lo:b_hi], i_lo)
@@ -387,133 +325,64 @@ def _plan_mask(window: np.ndarray, t: PlacementTables, arith: str) -> _Plan | No
     tap0 = ty.i0[bs] - s0
     tap1 = ty.i1[bs] - s0
     # (columns, bands): x-major, the order of the output stream.
-    hcls_t = np.ascontiguousarray(hcls.T)
-    a_cls = hcls_t[:, tap0]
-    b_cls = hcls_t[:, tap1]
-    either = a_cls | b_cls
-    full = (a_cls & b_cls) == _POS
-    undecided = ~full & (either != _NEG) & ((either & _NAN) == 0)
+    A = hpass[tap0].T
+    B = hpass[tap1].T
+    with np.errstate(invalid="ignore"):
+        full = (A >= SAFE_LO) & (A <= SAFE_HI) & (B >= SAFE_LO) & (B <= SAFE_HI)
+        maybe = ((A > 0) | (B > 0)) & ~(np.isnan(A) | np.isnan(B))
+    mixed = maybe & ~full
     ncols, nb = full.shape
     blen = be - bs
     # Full segments: consecutive full bands of a column make one interval.
     padded = np.zeros((ncols, nb + 2), dtype=np.int8)
     padded[:, 1:-1] = full
     edges = np.diff(padded.ravel())
-    run_first = np.flatnonzero(edges == 1)
-    run_last = np.flatnonzero(edges == -1)
+    run_first = np.flatnonzero(edges == 1)  # flat index (in padded) of the first full band
+    run_last = np.flatnonzero(edges == -1)  # one past the last full band
     f_col = run_first // (nb + 2)
     f_start = bs[run_first - f_col * (nb + 2)]
     f_stop = be[run_last - 1 - f_col * (nb + 2)]
-    pair = np.flatnonzero(undecided.ravel())
-    col = pair // nb
-    band = pair - col * nb
-    return _Plan(
-        f_col + (j_lo + left), f_start, f_stop,
-        col + (j_lo + left), bs[band], blen[band],
-        tap0[band] + s0, tap1[band] + s0, x0[col], x1[col], tx.w0[j_lo:j_hi][col], tx.w1[j_lo:j_hi][col],
-    )
-
-
-def _resolve_segments(windows: np.ndarray, owner: np.ndarray, seg: dict[str, np.ndarray], ty: AxisTable, arith: str):
-    """Phase 2, all masks at once: exact tap values, then the positive rows of each segment.
-
-    Returns (owner, col, start, stop) of foreground intervals.
-    """
-    h, w = windows.shape[1:]
-    flat = windows.reshape(-1)
-    base = owner * (h * w)
-    ra, rb = base + seg["ra"] * w, base + seg["rb"] * w
-    x0, x1 = seg["x0"], seg["x1"]
-    # The exact horizontal passes A (upper tap row) and B (lower), torch's order.
-    ab = lin2(
-        np.concatenate((flat[ra + x0], flat[rb + x0])),
-        np.concatenate((seg["wx0"], seg["wx0"])),
-        np.concatenate((flat[ra + x1], flat[rb + x1])),
-        np.concatenate((seg["wx1"], seg["wx1"])),
-        arith,
-    )
-    n = x0.size
-    a_val, b_val = ab[:n], ab[n:]
-    start, length, col = seg["start"], seg["len"], seg["col"]
-    with np.errstate(invalid="ignore"):
-        finite = np.isfinite(a_val) & np.isfinite(b_val)
-        both_pos = (a_val >= POS_LO) & (a_val <= POS_HI) & (b_val >= POS_LO) & (b_val <= POS_HI)
-        dead = np.isnan(a_val) | np.isnan(b_val) | ((a_val <= 0) & (b_val <= 0))
-        rising = finite & (a_val <= 0) & (b_val >= 0) & ~dead
-        falling = finite & (a_val >= 0) & (b_val <= 0) & ~dead & ~rising
-    # Opposite-sign taps: along the band l1 grows and l0 = 1 - l1 shrinks
-    # (both monotone in float32), and torch's value is a monotone rounding of
-    # a monotone exact sum, so the positive rows of the segment are a suffix
-    # (rising) or a prefix (falling): binary-search the boundary.
-    mono = np.flatnonzero(rising | falling)
-    k = _first_flip(a_val[mono], b_val[mono], start[mono], length[mono], falling[mono], ty, arith)
-    ms, ml, mf = start[mono], length[mono], falling[mono]
-    m_start = np.where(mf, ms, ms + k)
-    m_stop = np.where(mf, ms + k, ms + ml)
-    keep = m_stop > m_start
-    parts = [
-        (owner[mono][keep], col[mono][keep], m_start[keep], m_stop[keep]),
-        (owner[both_pos], col[both_pos], start[both_pos], start[both_pos] + length[both_pos]),
-    ]
-    rest = np.flatnonzero(~(rising | falling | both_pos | dead))
-    if rest.size:  # same-sign tiny or infinite taps: every pixel evaluated
-        seg_idx, r_start, r_stop = _pixelwise(a_val[rest], b_val[rest], start[rest], length[rest], ty, arith)
-        parts.append((owner[rest][seg_idx], col[rest][seg_idx], r_start, r_stop))
-    return tuple(np.concatenate(x) for x in zip(*parts))
-
-
-def mask_crop_runs(window: np.ndarray, t: PlacementTables, arith: str) -> CropRuns | None:
-    """One mask's (h, w) logit window -> tight crop runs in frame pixels (None: empty)."""
-    return _crops(window[None], t, arith)[0]
-
-
-def _crops(windows: np.ndarray, t: PlacementTables, arith: str) -> list[CropRuns | None]:
-    """(N, h, w) windows -> per-mask crop runs: classify per mask, evaluate in one batch."""
-    top, left = t.top_left
-    if t.small:
-        (a, b), (c, d) = t.rows, t.cols
-        out = []
-        for window in windows:
-            if not (window > 0).any():
-                out.append(None)
-                continue
-            values = upsample_values(window, (t.ty.i0.size, t.tx.i0.size), arith)
-            out.append(encode_dense_crop(values[a:b, c:d] > 0, a + top, c + left))
-        return out
-    plans = [_plan_mask(window, t, arith) for window in windows]
-    live = [i for i, p in enumerate(plans) if p is not None]
-    counts = np.array([plans[i].s_col.size for i in live], dtype=np.int64)
-    seg = {
-        name: np.concatenate([getattr(plans[i], attr) for i in live]) if live else np.empty(0, np.int64)
-        for name, attr in (
-            ("col", "s_col"), ("start", "s_start"), ("len", "s_len"), ("ra", "s_ra"), ("rb", "s_rb"),
-            ("x0", "s_x0"), ("x1", "s_x1"), ("wx0", "s_wx0"), ("wx1", "s_wx1"),
-        )
-    }
-    owner = np.repeat(np.asarray(live, dtype=np.int64), counts)
-    if owner.size:
-        o_owner, o_col, o_start, o_stop = _resolve_segments(windows, owner, seg, t.ty, arith)
-        order = np.argsort(o_owner, kind="stable")
-        o_owner, o_col, o_start, o_stop = o_owner[order], o_col[order], o_start[order], o_stop[order]
-        bounds = np.searchsorted(o_owner, np.arange(len(windows) + 1))
+    # Mixed segments: taps A (upper row) and B (lower row) disagree.
+    m_pair = np.flatnonzero(mixed.ravel())
+    if m_pair.size:
+        m_col = m_pair // nb
+        m_band = m_pair - m_col * nb
+        m_start = bs[m_band]
+        m_len = blen[m_band]
+        a_val = A.ravel()[m_pair]
+        b_val = B.ravel()[m_pair]
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(a_val) & np.isfinite(b_val)
+            rising = finite & (a_val <= 0) & (b_val >= 0)
+            falling = finite & (a_val >= 0) & (b_val <= 0) & ~rising
+        mono = rising | falling
+        # Opposite-sign taps: along a band l1 grows and l0 = 1 - l1 shrinks
+        # (both monotone in float32) and torch's value is a monotone rounding
+        # of a monotone exact sum, so the positive rows of the segment are a
+        # suffix (rising) or a prefix (falling): binary-search the boundary.
+        idx = np.flatnonzero(mono)
+        mf = falling[idx]
+        k = _first_flip(a_val[idx], b_val[idx], m_start[idx], m_len[idx], mf, ty, arith)
+        seg_start = np.where(mf, m_start[idx], m_start[idx] + k)
+        seg_stop = np.where(mf, m_start[idx] + k, m_start[idx] + m_len[idx])
+        keep = seg_stop > seg_start
+        p_col, p_start, p_stop = m_col[idx][keep], seg_start[keep], seg_stop[keep]
+        rest = np.flatnonzero(~mono)
+        if rest.size:  # same-sign tiny or infinite taps: every pixel evaluated
+            seg, r_start, r_stop = _pixelwise(a_val[rest], b_val[rest], m_start[rest], m_len[rest], ty, arith)
+            p_col = np.concatenate((p_col, m_col[rest][seg]))
+            p_start = np.concatenate((p_start, r_start))
+            p_stop = np.concatenate((p_stop, r_stop))
+        col = np.concatenate((f_col, p_col))
+        start = np.concatenate((f_start, p_start))
+        stop = np.concatenate((f_stop, p_stop))
+        order = np.argsort(col * (int(be[-1]) + 1) + start, kind="stable")
+        col, start, stop = col[order], start[order], stop[order]
     else:
-        o_col = o_start = o_stop = np.empty(0, np.int64)
-        bounds = np.zeros(len(windows) + 1, np.int64)
-    out: list[CropRuns | None] = []
-    for i, plan in enumerate(plans):
-        if plan is None:
-            out.append(None)
-            continue
-        lo, hi = bounds[i], bounds[i + 1]
-        col = np.concatenate((plan.f_col, o_col[lo:hi]))
-        start = np.concatenate((plan.f_start, o_start[lo:hi]))
-        stop = np.concatenate((plan.f_stop, o_stop[lo:hi]))
-        if col.size == 0:
-            out.append(None)
-            continue
-        order = np.argsort(col * (int(t.ty.i0.size) + 1) + start, kind="stable")
-        out.append(intervals_to_crop_runs(col[order], start[order] + top, stop[order] + top))
-    return out
+        col, start, stop = f_col, f_start, f_stop
+    if col.size == 0:
+        return None
+    return intervals_to_crop_runs(col + (j_lo + left), start + top, stop + top)
 
 
 def _first_flip(a_val, b_val, start, length, falling, ty: AxisTable, arith: str) -> np.ndarray:
@@ -596,10 +465,12 @@ def sparse_masks(
     threads = _threads(n, frame_hw[0] * frame_hw[1]) if threads is None else threads
     if threads > 1 and n >= 8:
         chunks = np.array_split(np.arange(n), threads)
-        parts = _executor(threads).map(lambda idx: _crops(windows[idx[0] : idx[-1] + 1], t, arith), chunks)
+        parts = _executor(threads).map(
+            lambda idx: [mask_crop_runs(windows[i], t, arith) for i in idx], chunks
+        )
         crops = [c for part in parts for c in part]
     else:
-        crops = _crops(windows, t, arith)
+        crops = [mask_crop_runs(windows[i], t, arith) for i in range(n)]
     return build_compact_mask(crops, frame_hw)
 
 
