@@ -17,12 +17,12 @@ from __future__ import annotations
 import numpy as np
 import supervision as sv
 
-from inference_accel.masks.polygons import largest_polygons
+from inference_accel.masks.polygons import masks_to_polygons
 
 
 def detections_to_response(detections: sv.Detections) -> list[dict]:
     names = detections.data.get("class_name") if detections.data else None
-    polygons = largest_polygons(detections.mask) if detections.mask is not None else None
+    polygons = masks_to_polygons(detections.mask, "largest") if detections.mask is not None else None
     payload = []
     for i in range(len(detections)):
         x1, y1, x2, y2 = (float(v) for v in detections.xyxy[i])

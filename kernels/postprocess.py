@@ -140,7 +140,7 @@ def select_rank_kernel(
 _SEL_EMIT_ARGS = (
     "qc", "num_classes", "max_det", "map_len",
     "stretch", "frame_w", "frame_h",
-    "in_w", "in_h", "content_x0", "content_y0", "kx", "ky", "source_x0", "source_y0",
+    "in_w", "in_h", "content_x0", "content_y0", "kx", "ky",
 )
 
 
@@ -162,7 +162,7 @@ def select_emit_kernel(
     det_f_ptr,
     qc, num_classes, max_det, map_len,
     stretch, frame_w, frame_h,
-    in_w, in_h, content_x0, content_y0, kx, ky, source_x0, source_y0,
+    in_w, in_h, content_x0, content_y0, kx, ky,
     BLOCK: tl.constexpr,
 ):
     """One program places BLOCK survivors: slot = survivors ranked before it.
@@ -170,7 +170,7 @@ def select_emit_kernel(
     Boxes follow ``selection.boxes_to_frame`` operation by operation in
     float32 (the kernel is compiled without FP fusion): stretch multiplies by
     the frame size; letterbox/centre-crop map input pixels to frame pixels
-    with the host's float32 constants. Program 0 also writes the count.
+    with the host's float32 constants (``Geometry.content_scale``). Program 0 also writes the count.
     """
     pid = tl.program_id(0)
     e = pid * BLOCK + tl.arange(0, BLOCK)
@@ -215,10 +215,10 @@ def select_emit_kernel(
         ih = in_h.to(tl.float32)
         cx0 = content_x0.to(tl.float32)
         cy0 = content_y0.to(tl.float32)
-        x1 = (x1 * iw - cx0) * kx + source_x0
-        x2 = (x2 * iw - cx0) * kx + source_x0
-        y1 = (y1 * ih - cy0) * ky + source_y0
-        y2 = (y2 * ih - cy0) * ky + source_y0
+        x1 = (x1 * iw - cx0) * kx
+        x2 = (x2 * iw - cx0) * kx
+        y1 = (y1 * ih - cy0) * ky
+        y2 = (y2 * ih - cy0) * ky
     # torch's clamp propagates NaN; Triton's min/max do not unless told.
     x1 = tl.minimum(tl.maximum(x1, 0.0, propagate_nan=tl.PropagateNan.ALL), fw, propagate_nan=tl.PropagateNan.ALL)
     x2 = tl.minimum(tl.maximum(x2, 0.0, propagate_nan=tl.PropagateNan.ALL), fw, propagate_nan=tl.PropagateNan.ALL)
@@ -529,7 +529,7 @@ def aot_variants() -> list[AotVariant]:
                 },
                 ("qc", "num_classes", "max_det", "map_len", "stretch", "frame_w", "frame_h",
                  "in_w", "in_h", "content_x0", "content_y0"),
-                ("kx", "ky", "source_x0", "source_y0"),
+                ("kx", "ky"),
                 ("BLOCK",),
             ),
             constexprs={"BLOCK": SEL_BLOCK},

@@ -73,15 +73,13 @@ def boxes_to_frame(
         xyxy = xyxy * scale
     else:
         ih, iw = geometry.input_hw
-        x0, y0, x1, y1 = geometry.content
-        sx0, sy0, sx1, sy1 = geometry.source
-        # input pixels -> content-relative -> source (frame) pixels
-        kx = (sx1 - sx0) / (x1 - x0)
-        ky = (sy1 - sy0) / (y1 - y0)
+        x0, y0 = geometry.content[:2]
+        kx, ky = geometry.content_scale
+        # input pixels -> content-relative -> frame pixels
         px = xyxy[..., 0::2] * iw
         py = xyxy[..., 1::2] * ih
-        fx = (px - x0) * kx + sx0
-        fy = (py - y0) * ky + sy0
+        fx = (px - x0) * kx
+        fy = (py - y0) * ky
         xyxy = torch.stack([fx[..., 0], fy[..., 0], fx[..., 1], fy[..., 1]], dim=-1).to(
             boxes_cxcywh.dtype
         )

@@ -217,14 +217,12 @@ class TritonPostprocessor:
         masks = mask_logits
         stretch = geometry is None or geometry.is_stretch
         if stretch:
-            geo = (1, 0, 0, 0, 0, 1.0, 1.0, 0.0, 0.0)
+            geo = (1, 0, 0, 0, 0, 1.0, 1.0)
         else:
             ih, iw = geometry.input_hw
-            x0, y0, x1, y1 = geometry.content
-            sx0, sy0, sx1, sy1 = geometry.source
-            kx = float(np.float32((sx1 - sx0) / (x1 - x0)))
-            ky = float(np.float32((sy1 - sy0) / (y1 - y0)))
-            geo = (0, iw, ih, x0, y0, kx, ky, float(np.float32(sx0)), float(np.float32(sy0)))
+            x0, y0 = geometry.content[:2]
+            kx, ky = (float(np.float32(k)) for k in geometry.content_scale)
+            geo = (0, iw, ih, x0, y0, kx, ky)
         opts = {"num_warps": k.NUM_WARPS, "enable_fp_fusion": False}
         sel_grid = (triton_cdiv(qc, k.SEL_BLOCK),)
         k.select_rank_kernel[sel_grid](
@@ -234,7 +232,7 @@ class TritonPostprocessor:
         k.select_emit_kernel[sel_grid](
             rank, prob, cmap, boxes, count, det_i, det_f,
             qc, nc, max_det, int(cmap.numel()),
-            geo[0], fw, fh, geo[1], geo[2], geo[3], geo[4], geo[5], geo[6], geo[7], geo[8],
+            geo[0], fw, fh, *geo[1:],
             BLOCK=k.SEL_BLOCK, **opts,
         )
         k.mask_bounds_kernel[(max_det,)](

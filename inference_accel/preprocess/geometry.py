@@ -55,6 +55,20 @@ class Geometry:
             self.input_hw[0],
         )
 
+    @property
+    def content_scale(self) -> tuple[float, float]:
+        """(kx, ky): frame pixels per model-input pixel of the content.
+
+        The content rectangle is the whole frame resized (letterbox pads
+        around it, centre-crop cuts it), so input pixel ``x`` shows frame
+        pixel ``(x - content[0]) * kx`` in every mode.
+
+        >>> plan_geometry((100, 200), (64, 64), "center-crop").content_scale
+        (1.5625, 1.5625)
+        """
+        x0, y0, x1, y1 = self.content
+        return self.frame_hw[1] / (x1 - x0), self.frame_hw[0] / (y1 - y0)
+
 
 def plan_geometry(
     frame_hw: tuple[int, int], input_hw: tuple[int, int], mode: str = "stretch"

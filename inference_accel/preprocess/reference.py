@@ -6,7 +6,7 @@ BGR uint8 frame -> RGB -> PIL image -> ``resize((w, h), BILINEAR)`` ->
 >>> import numpy as np
 >>> from inference_accel.preprocess.reference import preprocess_reference
 >>> x, geometry = preprocess_reference(np.zeros((20, 30, 3), np.uint8), (8, 8))
->>> x.shape, x.dtype
+>>> tuple(x.shape), x.dtype
 ((1, 3, 8, 8), torch.float32)
 """
 
