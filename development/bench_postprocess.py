@@ -4,7 +4,9 @@ Cases (``CASES``): seg-nano (Q=100, C=91, 78x78 mask logits) with 100
 detections at 1080p, and seg-xlarge (Q=300, C=91, 156x156) with 300
 detections at 4K; each mask a random polygon covering 5%, 20% or 50% of the
 frame (drawn at the model input size, area-downsampled to the logit size and
-scaled to logits).
+scaled to logits). Implementations: the dense ``reference``; the sparse CPU
+path with its ``numpy`` executor (1 thread) and its compiled ``native``
+executor (1 and 2 threads).
 
 Every measurement runs in a **fresh subprocess** (``--one``): it builds the
 inputs, runs the implementation once to warm up, then ``repeats`` timed runs
@@ -118,7 +120,9 @@ def measure_one(name: str, impl: str, repeats: int, threads: int) -> dict:
     def run():
         if impl == "reference":
             return postprocess_reference(logits, boxes, masks, frame_hw)
-        return postprocess_sparse_cpu(logits, boxes, masks, frame_hw, threads=threads)
+        return postprocess_sparse_cpu(
+            logits, boxes, masks, frame_hw, threads=threads, native=impl == "native"
+        )
 
     det = run()  # warm-up: first-call allocations (tables, pools) are not per frame
     peak = _peak_growth(run)
@@ -130,7 +134,7 @@ def measure_one(name: str, impl: str, repeats: int, threads: int) -> dict:
     fh, fw = frame_hw
     row = {
         "case": name,
-        "impl": impl if impl == "reference" else f"sparse-cpu-{threads}t",
+        "impl": impl if impl == "reference" else f"{impl}-{threads}t",
         "detections": len(det),
         "median_s": statistics.median(times),
         "times_s": times,
@@ -148,7 +152,12 @@ def measure_one(name: str, impl: str, repeats: int, threads: int) -> dict:
 def run_case(name: str, quick: bool) -> list[dict]:
     rows = []
     dense_repeats = 1 if quick else CASES[name][-1]
-    plan = [("reference", dense_repeats, 1), ("sparse", SPARSE_REPEATS, 1), ("sparse", SPARSE_REPEATS, 2)]
+    plan = [
+        ("reference", dense_repeats, 1),
+        ("numpy", SPARSE_REPEATS, 1),
+        ("native", SPARSE_REPEATS, 1),
+        ("native", SPARSE_REPEATS, 2),
+    ]
     for impl, repeats, threads in plan:
         out = subprocess.run(
             [sys.executable, __file__, "--one", name, impl, str(repeats), str(threads)],

@@ -90,4 +90,12 @@ def doctor_report(flags: Flags) -> str:
             state = "available" if verdict.available else f"unavailable: {verdict.reason}"
             mark = "*" if verdict.implementation.name == chosen else " "
             lines.append(f"  {mark} {verdict.implementation.name:<10} {state}")
+    lines.append(f"  (cpu executor: {_cpu_postprocess_executor()})")
     return "\n".join(lines)
+
+
+def _cpu_postprocess_executor() -> str:
+    from inference_accel.postprocess.sparse_cpu import native_reason
+
+    reason = native_reason()
+    return "compiled helper" if reason is None else f"numpy ({reason})"

@@ -22,8 +22,10 @@ from inference_accel.flags import Flags
 from inference_accel.postprocess import api
 from inference_accel.postprocess.mask_geometry import mask_placement
 from inference_accel.postprocess.reference import postprocess_reference, upsample_masks_dense
+from inference_accel.postprocess import sparse_cpu
 from inference_accel.postprocess.sparse_cpu import (
     FMA,
+    NATIVE_ENV,
     PLAIN,
     axis_table,
     fma32,
@@ -33,6 +35,43 @@ from inference_accel.postprocess.sparse_cpu import (
     upsample_values,
 )
 from inference_accel.preprocess.geometry import plan_geometry
+
+
+# -- both executors of the CPU path ---------------------------------------------------
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def executor(request, monkeypatch):
+    """Every test runs with the compiled executor and with the numpy one."""
+    monkeypatch.setenv(NATIVE_ENV, "true" if request.param == "native" else "false")
+    if request.param == "native":
+        assert sparse_cpu.native_reason() is None, sparse_cpu.native_reason()
+    return request.param
+
+
+def test_compiled_helper_is_built():
+    """CI builds the helper; a missing one would silently test numpy twice."""
+    assert sparse_cpu._sparse_native is not None, sparse_cpu._NATIVE_IMPORT_ERROR  # noqa: SLF001
+
+
+def test_native_switch(monkeypatch, executor):
+    assert (sparse_cpu.native_reason() is None) == (executor == "native")
+    monkeypatch.setenv(NATIVE_ENV, "maybe")
+    with pytest.raises(Exception, match=NATIVE_ENV):
+        sparse_cpu.native_reason()
+
+
+def test_executors_agree_on_many_random_windows():
+    """Both executors on random windows with values at every scale, mixed bands everywhere."""
+    rng = np.random.default_rng(21)
+    for trial in range(40):
+        h, w = (int(v) for v in rng.integers(2, 40, 2))
+        frame_hw = (int(rng.integers(40, 700)), int(rng.integers(40, 700)))
+        windows = rng.standard_normal((3, h, w)).astype(np.float32)
+        windows *= np.float32(10.0) ** rng.integers(-40, 3, (3, h, w)).astype(np.float32)
+        placement = mask_placement(None, (h, w), frame_hw)
+        dense = upsample_masks_dense(torch.from_numpy(windows), placement, frame_hw).numpy()
+        for native in (True, False):
+            got = sparse_masks(windows, placement, frame_hw, torch_cpu_arith(), threads=1, native=native)
+            assert_masks_match(got, dense)
 
 
 # -- inputs ------------------------------------------------------------------------

@@ -103,7 +103,8 @@ def paint_tight_crop(
     values = np.zeros(edges.size - 1, dtype=np.uint8)
     values[1::2] = 1
     flat = np.repeat(values, np.diff(edges))
-    return np.ascontiguousarray(flat.reshape(w, h).T), (ox, oy)
+    # cv2.transpose is the same C-ordered copy as np.ascontiguousarray(.T), ~5x faster.
+    return cv2.transpose(flat.reshape(w, h)), (ox, oy)
 
 
 def find_contours(

@@ -42,8 +42,16 @@ suffix of the segment and a binary search over the rows finds the boundary
 (``log2(band height)`` evaluations). Only same-sign tiny or infinite taps are
 evaluated row by row. The result is foreground column intervals, turned into
 tight-crop column-major runs (:mod:`crop_rle`) without ever building the
-crop. One thread by default; two for 4K+ frames (measured, see
-``docs/bench/postprocess.md``).
+crop.
+
+**Two executors of that algorithm.** The compiled helper
+(``_sparse_native.c``, built at install time with ``-ffp-contract=off`` and
+C99's correctly rounded ``fmaf``) runs one mask per call with the GIL
+released, so two threads really run in parallel; it evaluates the mixed band
+segments pixel by pixel. The numpy executor (:func:`mask_crop_runs`) is the
+fallback when the helper is missing or ``INFERENCE_ACCEL_POSTPROC_NATIVE=false``;
+it binary-searches the mixed segments. Both are tested against the dense
+reference pixel for pixel. :func:`native_reason` says which one runs and why.
 
 >>> import torch
 >>> logits = torch.full((2, 3), -9.0); logits[0, 2] = 3.0
@@ -60,13 +68,14 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import supervision as sv
 import torch
 
+from inference_accel.flags import parse_bool
 from inference_accel.postprocess.crop_rle import (
     CropRuns,
     build_compact_mask,
@@ -91,6 +100,28 @@ SAFE_HI = np.float32(2.0**60)
 HALF_TINY = 2.0**-150
 
 f32 = np.float32
+
+NATIVE_ENV = "INFERENCE_ACCEL_POSTPROC_NATIVE"
+try:
+    from inference_accel.postprocess import _sparse_native
+except ImportError as _exc:  # not built (no compiler at install time): numpy executor
+    _sparse_native = None
+    _NATIVE_IMPORT_ERROR = f"compiled helper not importable ({_exc})"
+else:
+    _NATIVE_IMPORT_ERROR = None
+
+
+def native_reason(environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the compiled executor is not used (None: it is).
+
+    >>> native_reason({NATIVE_ENV: "false"})
+    'INFERENCE_ACCEL_POSTPROC_NATIVE=false'
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(NATIVE_ENV, "")
+    if raw.strip() and not parse_bool(NATIVE_ENV, raw):
+        return f"{NATIVE_ENV}=false"
+    return _NATIVE_IMPORT_ERROR
 
 
 # -- exact float32 arithmetic -------------------------------------------------
@@ -431,18 +462,35 @@ def _pixelwise(a_val, b_val, start, length, ty: AxisTable, arith: str):
     return seg[is_start], rows_pix[is_start], rows_pix[is_stop] + 1
 
 
-# -- image level ----------------------------------------------------------------
-def _threads(n: int, frame_area: int) -> int:
-    """Worker threads: ``INFERENCE_ACCEL_POSTPROC_THREADS``, else 2 for big frames.
+def mask_crop_runs_native(window: np.ndarray, t: PlacementTables, arith: str) -> CropRuns | None:
+    """:func:`mask_crop_runs` through the compiled helper (same result, GIL released)."""
+    if t.small:
+        return mask_crop_runs(window, t, arith)
+    h, w = window.shape
+    ty, tx = t.ty, t.tx
+    out = _sparse_native.mask_crop_runs(
+        window, h, w, ty.i0, ty.w0, ty.w1, ty.i0.size, tx.i0, tx.i1, tx.w0, tx.w1, tx.i0.size,
+        t.rows[0], t.rows[1], t.cols[0], t.cols[1], t.top_left[0], t.top_left[1], arith == FMA,
+    )
+    if out is None:
+        return None
+    runs, shape, offset = out
+    return np.frombuffer(runs, dtype=np.int32).copy(), shape, offset
 
-    Measured (docs/bench/postprocess.md): numpy holds the GIL for much of this
-    work, so a second thread only pays when the per-mask arrays are large
-    (4K frames); at 1080p it costs more than it gives.
+
+# -- image level ----------------------------------------------------------------
+def _threads(n: int, frame_area: int, native: bool) -> int:
+    """Worker threads: ``INFERENCE_ACCEL_POSTPROC_THREADS``, else measured defaults.
+
+    Measured (docs/bench/postprocess.md): the compiled executor releases the
+    GIL, so two threads pay once there are a few masks; numpy holds the GIL
+    for much of its work, so there a second thread only pays when the
+    per-mask arrays are large (4K frames).
     """
     raw = os.environ.get("INFERENCE_ACCEL_POSTPROC_THREADS")
     if raw:
         return max(1, int(raw))
-    if frame_area >= 4_000_000 and n >= 16:
+    if (native and n >= 8) or (frame_area >= 4_000_000 and n >= 16):
         return min(2, os.cpu_count() or 1)
     return 1
 
@@ -463,19 +511,30 @@ def sparse_masks(
     frame_hw: tuple[int, int],
     arith: str,
     threads: int | None = None,
+    native: bool | None = None,
 ) -> sv.CompactMask:
-    """(N, h, w) float32 logit windows -> ``sv.CompactMask`` over ``frame_hw``."""
+    """(N, h, w) float32 logit windows -> ``sv.CompactMask`` over ``frame_hw``.
+
+    ``native``: use the compiled executor (default: when :func:`native_reason`
+    is None); True without the helper raises.
+    """
+    if native is None:
+        native = native_reason() is None
+    elif native and _sparse_native is None:
+        raise RuntimeError(_NATIVE_IMPORT_ERROR)
+    per_mask = mask_crop_runs_native if native else mask_crop_runs
+    windows = np.ascontiguousarray(windows, dtype=np.float32)
     t = placement_tables(placement, frame_hw, arith)
     n = windows.shape[0]
-    threads = _threads(n, frame_hw[0] * frame_hw[1]) if threads is None else threads
+    threads = _threads(n, frame_hw[0] * frame_hw[1], native) if threads is None else threads
     if threads > 1 and n >= 8:
         chunks = np.array_split(np.arange(n), threads)
         parts = _executor(threads).map(
-            lambda idx: [mask_crop_runs(windows[i], t, arith) for i in idx], chunks
+            lambda idx: [per_mask(windows[i], t, arith) for i in idx], chunks
         )
         crops = [c for part in parts for c in part]
     else:
-        crops = [mask_crop_runs(windows[i], t, arith) for i in range(n)]
+        crops = [per_mask(windows[i], t, arith) for i in range(n)]
     return build_compact_mask(crops, frame_hw)
 
 
@@ -493,11 +552,13 @@ def postprocess_sparse_cpu(
     class_names: Sequence[str] | None = None,
     arith: str | None = None,
     threads: int | None = None,
+    native: bool | None = None,
 ) -> sv.Detections:
     """Same arguments and detections as ``postprocess_reference``; the mask is a CompactMask.
 
     CPU tensors only (the pixels reproduce torch's *CPU* kernel).
-    ``arith`` defaults to :func:`torch_cpu_arith`.
+    ``arith`` defaults to :func:`torch_cpu_arith`; ``native`` picks the
+    executor (see :func:`sparse_masks`).
     """
     if frame_hw is None:
         if geometry is None:
@@ -527,5 +588,5 @@ def postprocess_sparse_cpu(
         .contiguous()
         .numpy()
     )
-    mask = sparse_masks(windows, placement, frame_hw, arith, threads)
+    mask = sparse_masks(windows, placement, frame_hw, arith, threads, native)
     return selection_to_detections(selection, mask, class_names)
