@@ -22,6 +22,9 @@ PREPROC_FLAG = "INFERENCE_MODELS_RFDETR_TRITON_PREPROC_ENABLED"
 POSTPROC_FLAG = "INFERENCE_MODELS_RFDETR_TRITON_POSTPROC_ENABLED"
 CUDA_GRAPHS_FLAG = "ENABLE_AUTO_CUDA_GRAPHS_FOR_TRT_BACKEND"
 PIPELINE_DEPTH_FLAG = "RFDETR_PIPELINE_DEPTH"
+# Our own tuning knobs of the CPU postprocessing (no Roboflow equivalent).
+POSTPROC_NATIVE_FLAG = "INFERENCE_ACCEL_POSTPROC_NATIVE"
+POSTPROC_THREADS_FLAG = "INFERENCE_ACCEL_POSTPROC_THREADS"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -109,3 +112,31 @@ def resolve_flags(
         else parse_depth("--pipeline-depth", pipeline_depth),
     }
     return replace(flags, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def read_postproc_native(environ: Mapping[str, str] | None = None) -> bool:
+    """``INFERENCE_ACCEL_POSTPROC_NATIVE`` (default true): allow the compiled CPU executor.
+
+    >>> read_postproc_native({"INFERENCE_ACCEL_POSTPROC_NATIVE": "off"})
+    False
+    """
+    raw = (os.environ if environ is None else environ).get(POSTPROC_NATIVE_FLAG, "")
+    return True if raw.strip() == "" else parse_bool(POSTPROC_NATIVE_FLAG, raw)
+
+
+def read_postproc_threads(environ: Mapping[str, str] | None = None) -> int | None:
+    """``INFERENCE_ACCEL_POSTPROC_THREADS``: worker threads of the CPU postprocessing (None: measured default).
+
+    >>> read_postproc_threads({"INFERENCE_ACCEL_POSTPROC_THREADS": "2"})
+    2
+    """
+    raw = (os.environ if environ is None else environ).get(POSTPROC_THREADS_FLAG, "")
+    if raw.strip() == "":
+        return None
+    try:
+        threads = int(raw.strip())
+    except ValueError:
+        raise FlagValueError(f"{POSTPROC_THREADS_FLAG}={raw!r} is not an integer; use 1 or more") from None
+    if threads < 1:
+        raise FlagValueError(f"{POSTPROC_THREADS_FLAG}={raw!r} is out of range; use 1 or more")
+    return threads

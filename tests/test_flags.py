@@ -41,3 +41,21 @@ def test_cli_overrides_environment():
     assert resolve_flags(environ=env).preproc_fast is False
     with pytest.raises(FlagValueError):
         resolve_flags(pipeline_depth=5, environ={})
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_bad_postproc_threads_is_a_clear_error(value):
+    from inference_accel.flags import POSTPROC_THREADS_FLAG, read_postproc_threads
+
+    with pytest.raises(FlagValueError, match=POSTPROC_THREADS_FLAG):
+        read_postproc_threads({POSTPROC_THREADS_FLAG: value})
+    assert read_postproc_threads({}) is None and read_postproc_threads({POSTPROC_THREADS_FLAG: " 3 "}) == 3
+
+
+def test_postproc_native_switch_values():
+    from inference_accel.flags import POSTPROC_NATIVE_FLAG, read_postproc_native
+
+    assert read_postproc_native({}) is True
+    assert read_postproc_native({POSTPROC_NATIVE_FLAG: "false"}) is False
+    with pytest.raises(FlagValueError, match=POSTPROC_NATIVE_FLAG):
+        read_postproc_native({POSTPROC_NATIVE_FLAG: "sometimes"})

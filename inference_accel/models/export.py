@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from inference_accel.errors import InferenceAccelError, ModelNotFoundError
@@ -114,7 +115,14 @@ def export_model(
     shift = demo_calibrate(model, spec.input_size) if random_init and demo_calibration else None
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=destination.parent) as scratch:
-        model.export(output_dir=scratch, verbose=False)
+        import torch
+
+        with warnings.catch_warnings():
+            # torch.jit's tracer warns on every Python branch of rfdetr's
+            # forward (dozens of lines): noise for a one-time export.
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+            model.export(output_dir=scratch, verbose=False)
         produced = sorted(Path(scratch).glob("*.onnx"))
         if not produced:
             raise InferenceAccelError(f"rfdetr export wrote no .onnx file into {scratch}")

@@ -75,7 +75,7 @@ import numpy.typing as npt
 import supervision as sv
 import torch
 
-from inference_accel.flags import parse_bool
+from inference_accel.flags import POSTPROC_NATIVE_FLAG, read_postproc_native, read_postproc_threads
 from inference_accel.postprocess.crop_rle import (
     CropRuns,
     build_compact_mask,
@@ -101,7 +101,7 @@ HALF_TINY = 2.0**-150
 
 f32 = np.float32
 
-NATIVE_ENV = "INFERENCE_ACCEL_POSTPROC_NATIVE"
+NATIVE_ENV = POSTPROC_NATIVE_FLAG
 try:
     from inference_accel.postprocess import _sparse_native
 except ImportError as _exc:  # not built (no compiler at install time): numpy executor
@@ -117,9 +117,7 @@ def native_reason(environ: Mapping[str, str] | None = None) -> str | None:
     >>> native_reason({NATIVE_ENV: "false"})
     'INFERENCE_ACCEL_POSTPROC_NATIVE=false'
     """
-    env = os.environ if environ is None else environ
-    raw = env.get(NATIVE_ENV, "")
-    if raw.strip() and not parse_bool(NATIVE_ENV, raw):
+    if not read_postproc_native(environ):
         return f"{NATIVE_ENV}=false"
     return _NATIVE_IMPORT_ERROR
 
@@ -487,9 +485,9 @@ def _threads(n: int, frame_area: int, native: bool) -> int:
     for much of its work, so there a second thread only pays when the
     per-mask arrays are large (4K frames).
     """
-    raw = os.environ.get("INFERENCE_ACCEL_POSTPROC_THREADS")
-    if raw:
-        return max(1, int(raw))
+    override = read_postproc_threads()
+    if override is not None:
+        return override
     if (native and n >= 8) or (frame_area >= 4_000_000 and n >= 16):
         return min(2, os.cpu_count() or 1)
     return 1
