@@ -24,6 +24,7 @@ from inference_accel.postprocess import triton_launch as tl_launch
 from inference_accel.postprocess.reference import postprocess_reference
 from inference_accel.postprocess.triton_launch import RunsOverflow, TritonPostprocessor
 from inference_accel.preprocess.geometry import plan_geometry
+from tests.helpers_graph_safety import TorchOpsRecorder
 from tests.test_postprocess_sparse import (
     assert_same_detections,
     confident_logits,
@@ -164,3 +165,25 @@ def test_aot_compiles_every_variant_for_87_89_90(tmp_path):
     for name in names:
         assert sorted(r["arch"] for r in rows if r["kernel"] == name) == [87, 89, 90]
     assert all(r["local_bytes"] == 0 for r in rows), "register spills"
+
+
+# -- CUDA-graph safety, checked on the CPU -------------------------------------------
+def test_warm_launch_allocates_nothing_and_never_syncs():
+    """What CUDA-graph capture needs of ``launch``, checked op by op.
+
+    After one warm-up launch of a size, a second launch (new mask values, same
+    sizes) may only write into existing buffers: no fresh tensor, no
+    ``.item()``/``nonzero``. The kernels launch in between (they are not torch
+    ops). This catches the host-side mistakes the interpreter forgives.
+    """
+    rng = np.random.default_rng(7)
+    q = 6
+    pp = TritonPostprocessor(capacity=1 << 14)
+    logits, boxes = confident_logits(q, 4, rng), random_boxes(q, rng)
+    pp.launch(logits, boxes, torch.from_numpy(polygon_logits(rng, q, (20, 20), (77, 123))), None, (77, 123))
+    masks = torch.from_numpy(polygon_logits(rng, q, (20, 20), (77, 123)))
+    with TorchOpsRecorder() as rec:
+        pending = pp.launch(logits, boxes, masks, None, (77, 123))
+    assert rec.ops, "the recorder saw nothing: it would pass anything"
+    assert rec.allocating == [] and rec.syncing == []
+    assert_same_detections(pp.finish(pending), postprocess_reference(logits, boxes, masks, (77, 123)))

@@ -218,3 +218,25 @@ def test_kernel_8k_tables_on_thin_strips(in_hw, out_hw):
     frame = np.random.default_rng(11).integers(0, 256, in_hw + (3,), dtype=np.uint8)
     out = run_kernel(frame, out_hw)
     assert torch.equal(out[0], expected_tensor(frame[:, :, ::-1], out_hw))
+
+
+def test_warm_launch_allocates_nothing_and_never_syncs():
+    """What CUDA-graph capture needs of the launcher, checked op by op.
+
+    The frame is already a device tensor (the capturable case: a numpy frame
+    goes through the pinned staging slot, whose reuse waits on an event).
+    After one launch of a size, a second one with new pixels issues no torch
+    op that allocates or syncs, and still equals Pillow.
+    """
+    from tests.helpers_graph_safety import TorchOpsRecorder
+
+    rng = np.random.default_rng(3)
+    pre = TritonPreprocessor()
+    geometry = plan_geometry((50, 70), (16, 16), "letterbox")
+    out = torch.empty(1, 3, 16, 16)
+    pre(torch.from_numpy(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)), out, 0, geometry)
+    frame = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    with TorchOpsRecorder() as rec:
+        pre(torch.from_numpy(frame), out, 0, geometry)
+    assert rec.allocating == [] and rec.syncing == []
+    assert torch.equal(out[0], expected_tensor(frame[:, :, ::-1], (16, 16), "letterbox"))

@@ -271,7 +271,7 @@ class TritonPostprocessor:
         packet[layout.bounds : layout.range_start].copy_(bounds)
         packet[layout.runs : layout.words].copy_(runs[: 3 * self.capacity])
         header[k.HDR_TOTAL : k.HDR_TOTAL + 1].copy_(incl[-1:])
-        header[k.HDR_OVERFLOW : k.HDR_OVERFLOW + 1].copy_(incl[-1:] > self.capacity)
+        torch.gt(incl[-1:], self.capacity, out=header[k.HDR_OVERFLOW : k.HDR_OVERFLOW + 1])
         pending = Pending(packet, layout, (fh, fw), class_names)
         if device.type == "cuda":
             host = self._host.get(str(device))
