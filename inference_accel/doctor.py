@@ -63,6 +63,7 @@ def _onnxruntime_line() -> str:
 
 def doctor_report(flags: Flags) -> str:
     # Importing the op APIs registers their implementations with dispatch.
+    import inference_accel.frame_graph  # noqa: F401
     import inference_accel.postprocess.api  # noqa: F401
     import inference_accel.preprocess.api  # noqa: F401
 
@@ -82,7 +83,7 @@ def doctor_report(flags: Flags) -> str:
         f"  {CUDA_GRAPHS_FLAG}={str(flags.cuda_graphs).lower()}",
         f"  {PIPELINE_DEPTH_FLAG}={flags.pipeline_depth}",
     ]
-    for op in ("preprocess", "postprocess"):
+    for op in ("preprocess", "postprocess", "frame-graph"):
         verdicts = dispatch.explain(op, flags)
         chosen = next((v.implementation.name for v in verdicts if v.available), "none")
         lines += ["", f"{op}: active implementation = {chosen}"]
@@ -90,7 +91,9 @@ def doctor_report(flags: Flags) -> str:
             state = "available" if verdict.available else f"unavailable: {verdict.reason}"
             mark = "*" if verdict.implementation.name == chosen else " "
             lines.append(f"  {mark} {verdict.implementation.name:<10} {state}")
-    lines.append(f"  (cpu executor: {_cpu_postprocess_executor()})")
+        if op == "postprocess":
+            lines.append(f"  (cpu executor: {_cpu_postprocess_executor()})")
+    lines.append("  (whole-frame graphs also need a TensorRT engine: onnxruntime's run cannot be captured)")
     return "\n".join(lines)
 
 

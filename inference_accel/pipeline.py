@@ -13,6 +13,16 @@ the calling thread postprocesses frame *i-1* and decodes and preprocesses
 frame *i+1* into the other buffer slot. Frames come out in order; none is
 dropped.
 
+On a GPU with a TensorRT engine, both Triton fast paths and CUDA graphs on,
+each frame's whole GPU work is one graph replay
+(:mod:`~inference_accel.frame_graph`): the stage times then read
+``preprocess`` = staging the frame and launching the replay, ``inference`` =
+waiting for the GPU (preprocessing, engine and postprocessing kernels),
+``postprocess`` = parsing the copied-back packet; at depth 2 the host parses
+frame *i-1* while the GPU runs frame *i*. A frame the graph cannot take runs
+the per-stage path, and a capture that fails or disagrees with the eager run
+switches graphs off for the process (one warning naming the reason).
+
 >>> # pipe = SegmentationPipeline()            # cached seg-nano, CPU
 >>> # detections = pipe.predict(cv2.imread("photo.jpg"))
 """
@@ -28,13 +38,15 @@ from typing import Iterable, Iterator
 import numpy as np
 import supervision as sv
 
+from inference_accel import dispatch, frame_graph
 from inference_accel.engine.factory import open_engine
 from inference_accel.flags import Flags, read_flags
 from inference_accel.frames import validate_frame
 from inference_accel.models.source import ModelSource, resolve_model
-from inference_accel.postprocess.api import postprocess
+from inference_accel.postprocess.api import postprocess, redo_with_reference
+from inference_accel.postprocess.triton_launch import RunsOverflow
 from inference_accel.preprocess.api import preprocess_into
-from inference_accel.preprocess.geometry import Geometry
+from inference_accel.preprocess.geometry import Geometry, plan_geometry
 from inference_accel.response import detections_to_response
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "response")
@@ -59,6 +71,14 @@ class _InFlight:
     times_ms: dict[str, float]
     implementations: dict[str, str]
     future: Future | None = None
+
+
+@dataclass
+class _GraphJob:
+    index: int
+    graphs: frame_graph.FrameGraphs
+    submitted: frame_graph.Submitted
+    times_ms: dict[str, float]
 
 
 class SegmentationPipeline:
@@ -92,6 +112,16 @@ class SegmentationPipeline:
         self.resize_mode = resize_mode or self.source.resize_mode
         self.build_response = build_response
         self.class_names = self.source.class_names
+        self.frame_graphs: frame_graph.FrameGraphs | None = None
+        self.frame_graph_reason = frame_graph.frame_graph_reason(self.flags) or frame_graph.engine_reason(self.engine)
+        if self.frame_graph_reason is None:
+            self.frame_graphs = frame_graph.FrameGraphs(
+                self.engine,
+                threshold=threshold,
+                max_detections=max_detections,
+                num_classes=self.source.num_classes,
+                class_names=self.class_names,
+            )
 
     # -- stages -----------------------------------------------------------
     def _preprocess(self, frame: np.ndarray, slot: int, times: dict, impls: dict) -> Geometry:
@@ -126,12 +156,66 @@ class SegmentationPipeline:
         )
         job.times_ms["postprocess"] = (time.perf_counter() - start) * 1e3
         job.implementations["postprocess"] = impl
+        return self._respond(job.index, detections, job.times_ms, job.implementations)
+
+    def _respond(self, index: int, detections: sv.Detections, times: dict, impls: dict) -> FrameResult:
         response = None
         if self.build_response:
             start = time.perf_counter()
             response = detections_to_response(detections)
-            job.times_ms["response"] = (time.perf_counter() - start) * 1e3
-        return FrameResult(job.index, detections, response, job.times_ms, job.implementations)
+            times["response"] = (time.perf_counter() - start) * 1e3
+        return FrameResult(index, detections, response, times, impls)
+
+    def _submit_graph(self, frame: np.ndarray, slot: int, times: dict) -> frame_graph.Submitted | None:
+        """Replay (or capture) this frame's whole-frame graph; None: take the per-stage path."""
+        graphs = self.frame_graphs
+        if graphs is None:
+            return None
+        geometry = plan_geometry(frame.shape[:2], self.engine.spec.input_hw, self.resize_mode)
+        reason = graphs.input_reason(frame, slot, geometry)
+        if reason is not None:
+            dispatch.warn_once(
+                f"{frame_graph.OP}:{reason}",
+                f"{frame_graph.OP}: this frame cannot take a whole-frame graph ({reason}); per-stage path",
+            )
+            return None
+        start = time.perf_counter()
+        try:
+            submitted = graphs.submit(frame, slot, geometry)
+        except RunsOverflow as exc:  # this frame's eager run overflowed: not the graph's fault
+            dispatch.warn_once(f"{frame_graph.OP}:overflow", f"{frame_graph.OP}: {exc}; frame takes the per-stage path")
+            return None
+        except Exception as exc:  # capture failure or replay mismatch: off for the process
+            dispatch.disable(frame_graph.OP, "whole-frame", f"{type(exc).__name__}: {exc}")
+            self.frame_graphs = None
+            self.frame_graph_reason = f"disabled after a failure: {type(exc).__name__}: {exc}"
+            return None
+        times["preprocess"] = (time.perf_counter() - start) * 1e3
+        return submitted
+
+    def _finish_any(self, job: _InFlight | _GraphJob) -> FrameResult:
+        return self._finish_graph(job) if isinstance(job, _GraphJob) else self._finish(job)
+
+    def _finish_graph(self, job: _GraphJob) -> FrameResult:
+        impls = {
+            "preprocess": "triton (frame graph)",
+            "inference": f"{self.engine.name} (frame graph)",
+            "postprocess": "triton (frame graph)",
+        }
+        try:
+            detections = job.graphs.result(job.submitted, job.times_ms)
+        except RunsOverflow as exc:  # the engine outputs are still in the slot: redo the masks
+            key = job.submitted.captured.key
+            buffers = self.engine.slots[key.slot]
+            start = time.perf_counter()
+            detections = redo_with_reference(
+                buffers.labels[0], buffers.dets[0], buffers.masks[0], key.geometry, "triton (frame graph)", exc,
+                threshold=self.threshold, max_detections=self.max_detections,
+                class_mapping=None, num_classes=self.source.num_classes, class_names=self.class_names,
+            )
+            job.times_ms["postprocess"] = (time.perf_counter() - start) * 1e3
+            impls["postprocess"] = "reference"
+        return self._respond(job.index, detections, job.times_ms, impls)
 
     # -- public API ---------------------------------------------------------
     def predict(self, frame: np.ndarray) -> sv.Detections:
@@ -141,7 +225,7 @@ class SegmentationPipeline:
     def run(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
         """Yield one :class:`FrameResult` per frame, in order, overlapping stages at depth 2."""
         depth = self.flags.pipeline_depth
-        pending: deque[_InFlight] = deque()
+        pending: deque[_InFlight | _GraphJob] = deque()
         executor = ThreadPoolExecutor(max_workers=1) if depth > 1 else None
         iterator = iter(frames)
         index = 0
@@ -156,18 +240,23 @@ class SegmentationPipeline:
                 impls: dict[str, str] = {}
                 validate_frame(frame)
                 slot = index % depth
-                geometry = self._preprocess(frame, slot, times, impls)
-                job = _InFlight(index, slot, geometry, times, impls)
-                if executor is None:
-                    self._infer(slot, times)
+                graphs = self.frame_graphs
+                submitted = self._submit_graph(frame, slot, times) if graphs is not None else None
+                if submitted is not None:
+                    pending.append(_GraphJob(index, graphs, submitted, times))
                 else:
-                    job.future = executor.submit(self._infer, slot, times)
-                pending.append(job)
+                    geometry = self._preprocess(frame, slot, times, impls)
+                    job = _InFlight(index, slot, geometry, times, impls)
+                    if executor is None:
+                        self._infer(slot, times)
+                    else:
+                        job.future = executor.submit(self._infer, slot, times)
+                    pending.append(job)
                 index += 1
                 if len(pending) >= depth:
-                    yield self._finish(pending.popleft())
+                    yield self._finish_any(pending.popleft())
             while pending:
-                yield self._finish(pending.popleft())
+                yield self._finish_any(pending.popleft())
         finally:
             if executor is not None:
                 executor.shutdown(wait=True)

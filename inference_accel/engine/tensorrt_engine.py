@@ -136,7 +136,12 @@ class TensorRTEngine:
         self._graphs.append(None)
 
     def _enqueue(self, slot: int) -> None:
-        if not self._contexts[slot].execute_async_v3(self.stream.cuda_stream):
+        self.enqueue_on(slot, self.stream)
+
+    def enqueue_on(self, slot: int, stream: torch.cuda.Stream) -> None:
+        """Enqueue slot ``slot`` on ``stream``, no sync: what a whole-frame graph captures
+        (see :mod:`inference_accel.frame_graph`)."""
+        if not self._contexts[slot].execute_async_v3(stream.cuda_stream):
             raise RuntimeError("TensorRT execute_async_v3 failed")
 
     def _capture(self, slot: int) -> None:

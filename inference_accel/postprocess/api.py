@@ -241,6 +241,13 @@ RUNNERS: dict[str, Callable[..., sv.Detections]] = {
 }
 
 
+def redo_with_reference(logits, boxes, masks, geometry: Geometry, name: str, exc: Exception, **kw) -> sv.Detections:
+    """A frame a fast path overflowed on: counted, warned once, redone by the reference."""
+    _count_fallback(f"{name}: run buffer overflow")
+    dispatch.warn_once(f"{OP}:{name}:overflow", f"{OP}: {name} {exc}; frame redone by the reference")
+    return _run_reference(logits, boxes, masks, geometry, **kw)
+
+
 def postprocess(
     logits: torch.Tensor,
     boxes_cxcywh: torch.Tensor,
@@ -292,9 +299,7 @@ def postprocess(
         try:
             return RUNNERS[name](logits, boxes_cxcywh, mask_logits, geometry, **kw), name
         except RunsOverflow as exc:
-            _count_fallback(f"{name}: run buffer overflow")
-            dispatch.warn_once(f"{OP}:{name}:overflow", f"{OP}: {name} {exc}; frame redone by the reference")
-            return _run_reference(logits, boxes_cxcywh, mask_logits, geometry, **kw), REFERENCE
+            return redo_with_reference(logits, boxes_cxcywh, mask_logits, geometry, name, exc, **kw), REFERENCE
         except Exception as exc:  # compile or launch failure: off for the process
             dispatch.disable(OP, name, f"{type(exc).__name__}: {exc}")
             continue

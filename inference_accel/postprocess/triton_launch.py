@@ -168,8 +168,13 @@ class TritonPostprocessor:
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
         arith: int | None = None,
+        record_event: bool = True,
     ) -> Pending:
-        """Enqueue one image; nothing is read back (see :meth:`finish`)."""
+        """Enqueue one image; nothing is read back (see :meth:`finish`).
+
+        ``record_event=False`` (CUDA-graph capture): no event is recorded
+        behind the device-to-host copy; the caller synchronises itself.
+        """
         from inference_accel.kernels import postprocess as k
 
         device = logits.device
@@ -280,9 +285,10 @@ class TritonPostprocessor:
                 self._host[str(device)] = host
             host = host[: layout.words]
             host.copy_(packet, non_blocking=True)  # the one device-to-host copy
-            event = torch.cuda.Event()
-            event.record()
-            pending.packet, pending.event = host, event
+            pending.packet = host
+            if record_event:
+                pending.event = torch.cuda.Event()
+                pending.event.record()
         return pending
 
     # -- finish -----------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""Whole-frame graphs: the host logic on the CPU, with a stand-in for CUDA graph capture.
+
+No GPU here, so ``torch.cuda.CUDAGraph`` cannot run. :class:`ReplayBackend`
+keeps the capture contract that matters to the host code: "capture" runs the
+recorded function once and "replay" runs it again on whatever the staging
+buffer holds. The real kernels run under the Triton interpreter and the tiny
+onnxruntime model is the engine. Expected detections always come from the
+per-stage *reference* pipeline (PIL preprocessing, dense postprocessing),
+never from the code under test. What only a GPU can check (that capture
+itself works) is in ``parity/gpu_selfcheck.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+
+from inference_accel import dispatch
+from inference_accel.flags import Flags
+from inference_accel.frame_graph import (
+    FrameGraphs,
+    GraphMismatch,
+    engine_reason,
+    frame_graph_reason,
+)
+from inference_accel.parity import compare_detections
+from inference_accel.pipeline import SegmentationPipeline
+from inference_accel.preprocess.geometry import plan_geometry
+from tests.helpers_onnx import write_tiny_seg_model
+
+FRAME_HW = (90, 120)  # upsampled mask sides sum > 128: torch's generic CPU kernel, the kernels' order
+THRESHOLD = 0.1
+
+
+class ReplayBackend:
+    """CPU stand-in: "capture" runs ``fn`` once, "replay" runs it again."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, replay_does_nothing: bool = False):
+        self.captures = 0
+        self.replays = 0
+        self.replay_does_nothing = replay_does_nothing
+
+    def pinned(self, shape, dtype):
+        return torch.empty(shape, dtype=dtype)
+
+    def stream_context(self):
+        return contextlib.nullcontext()
+
+    def stream_handle(self):
+        return None
+
+    def follow_current(self):
+        pass
+
+    def capture(self, fn):
+        self.captures += 1
+        pending = fn()
+
+        def replay():
+            self.replays += 1
+            if not self.replay_does_nothing:
+                fn()
+
+        return replay, pending
+
+    def record(self):
+        return object()
+
+    def wait(self, event):
+        assert event is not None
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return str(write_tiny_seg_model(tmp_path_factory.mktemp("fg") / "tiny.onnx"))
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Crops of a real photograph: the tiny model's outputs follow the pixels."""
+    import cv2
+    from skimage import data
+
+    photo = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(5):
+        y, x = rng.integers(0, 300, 2)
+        crop = photo[y : y + 200, x : x + 200]
+        out.append(np.ascontiguousarray(cv2.resize(crop, (FRAME_HW[1], FRAME_HW[0]), interpolation=cv2.INTER_AREA)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def expected(tiny_model, frames):
+    reference = SegmentationPipeline(
+        tiny_model, flags=Flags(preproc_fast=False, postproc_fast=False), threshold=THRESHOLD, build_response=False
+    )
+    return [reference.predict(f) for f in frames]
+
+
+def capturable(engine):
+    """Give the onnxruntime engine the capture hook a TensorRT engine has."""
+    engine.enqueue_on = lambda slot, stream: engine.run(slot)
+    return engine
+
+
+def test_replayed_frames_equal_the_reference(tiny_model, frames, expected):
+    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
+
+    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=2))
+    backend = ReplayBackend()
+    graphs = FrameGraphs(engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None, backend=backend)
+    geometry = plan_geometry(FRAME_HW, engine.spec.input_hw)
+    for i, frame in enumerate(frames):
+        assert graphs.input_reason(frame, i % 2, geometry) is None
+        detections = graphs.result(graphs.submit(frame, i % 2, geometry))
+        assert compare_detections(detections, expected[i]) == [], f"frame {i}"
+    assert sum(len(e) for e in expected) > 0, "no detections: the comparison would be empty"
+    # one capture per slot; each capture replays once to check itself, later frames replay once
+    assert backend.captures == 2 and backend.replays == 2 + (len(frames) - 2) and len(graphs) == 2
+
+
+def test_a_new_frame_size_is_a_new_graph(tiny_model, frames):
+    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
+
+    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=1))
+    backend = ReplayBackend()
+    graphs = FrameGraphs(engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None, backend=backend)
+    small = np.ascontiguousarray(frames[0][:80, :100])
+    for frame in (frames[0], small, frames[1], small):
+        graphs.result(graphs.submit(frame, 0, plan_geometry(frame.shape[:2], engine.spec.input_hw)))
+    assert backend.captures == 2 and len(graphs) == 2
+
+
+def test_a_replay_that_writes_nothing_is_caught(tiny_model, frames):
+    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
+
+    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=1))
+    graphs = FrameGraphs(
+        engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
+        backend=ReplayBackend(replay_does_nothing=True),
+    )
+    with pytest.raises(GraphMismatch, match="graph replay"):
+        graphs.submit(frames[0], 0, plan_geometry(FRAME_HW, engine.spec.input_hw))
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_pipeline_runs_frames_through_graphs(tiny_model, frames, expected, depth):
+    pipeline = SegmentationPipeline(tiny_model, flags=Flags(pipeline_depth=depth), threshold=THRESHOLD, build_response=False)
+    assert pipeline.frame_graphs is None and pipeline.frame_graph_reason  # no GPU: per-stage by itself
+    capturable(pipeline.engine)
+    pipeline.frame_graphs = FrameGraphs(
+        pipeline.engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
+        backend=ReplayBackend(),
+    )
+    results = list(pipeline.run(frames))
+    assert [r.index for r in results] == list(range(len(frames)))
+    for r, e in zip(results, expected):
+        assert r.implementations["postprocess"] == "triton (frame graph)"
+        assert compare_detections(r.detections, e) == []
+
+
+def test_pipeline_switches_graphs_off_after_a_mismatch(tiny_model, frames, expected):
+    pipeline = SegmentationPipeline(tiny_model, flags=Flags(), threshold=THRESHOLD, build_response=False)
+    capturable(pipeline.engine)
+    pipeline.frame_graphs = FrameGraphs(
+        pipeline.engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
+        backend=ReplayBackend(replay_does_nothing=True),
+    )
+    results = list(pipeline.run(frames[:3]))
+    assert pipeline.frame_graphs is None and "GraphMismatch" in pipeline.frame_graph_reason
+    assert len(results) == 3  # no frame lost: the failed one took the per-stage path
+    for r, e in zip(results, expected):
+        assert r.implementations["postprocess"] == "cpu"
+        assert compare_detections(r.detections, e) == []
+    reasons = {v.implementation.name: v.reason for v in dispatch.explain("frame-graph", Flags())}
+    assert "GraphMismatch" in reasons["whole-frame"]
+
+
+def test_gate_reasons():
+    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
+
+    assert frame_graph_reason(Flags(cuda_graphs=False)) == "ENABLE_AUTO_CUDA_GRAPHS_FOR_TRT_BACKEND=false"
+    assert frame_graph_reason(Flags(preproc_fast=False)) == "INFERENCE_MODELS_RFDETR_TRITON_PREPROC_ENABLED=false"
+    assert frame_graph_reason(Flags(postproc_fast=False)) == "INFERENCE_MODELS_RFDETR_TRITON_POSTPROC_ENABLED=false"
+    if not torch.cuda.is_available():
+        assert frame_graph_reason(Flags()) == "torch.cuda is not available"
+    assert "cannot be captured" in engine_reason(OnnxRuntimeEngine.__new__(OnnxRuntimeEngine))
