@@ -9,7 +9,10 @@ For a person with an NVIDIA GPU (we have none). It checks, on this GPU:
    computed *on the same GPU* with torch's CUDA ``F.interpolate``: boxes,
    scores and class ids identical, masks identical in every pixel;
 3. end to end: the pipeline with fast paths vs the reference paths on the
-   sample videos (identical detections), and fps of both.
+   sample videos (identical detections), and fps of both. With a TensorRT
+   engine (``--model engine.plan``) and CUDA graphs on, the fast pipeline
+   runs whole-frame graphs (``inference_accel.frame_graph``); the line says
+   whether it did, or why not.
 
     python parity/gpu_selfcheck.py                      # onnxruntime-gpu engine
     python parity/gpu_selfcheck.py --model engine.plan  # a TensorRT engine of seg-nano
@@ -100,6 +103,9 @@ def check_end_to_end(model, flags, frames_per_video: int) -> tuple[list[str], li
         for name, variant in (("fast", replace(flags, preproc_fast=True, postproc_fast=True)), ("reference", replace(flags, preproc_fast=False, postproc_fast=False))):
             pipeline = SegmentationPipeline(model, device="cuda", flags=variant, build_response=False)
             list(pipeline.run(frames[:3]))  # warm-up: compile kernels, capture graphs
+            if name == "fast":
+                graphs = "on" if pipeline.frame_graphs is not None else f"off ({pipeline.frame_graph_reason})"
+                print(f"end-to-end {video}: whole-frame CUDA graphs {graphs}")
             torch.cuda.synchronize()
             start = time.perf_counter()
             results[name] = list(pipeline.run(frames))
