@@ -11,6 +11,7 @@ portrait 1080x1920. Videos are written once into the cache directory.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,8 @@ import numpy as np
 
 from inference_accel.errors import UnreadableMediaError
 from inference_accel.models.cache import cache_dir
+
+logger = logging.getLogger("inference_accel")
 
 # name -> (height, width)
 SAMPLE_SIZES: dict[str, tuple[int, int]] = {
@@ -132,6 +135,7 @@ class VideoFrames:
         self.limit = limit
         self.fps = self.capture.get(cv2.CAP_PROP_FPS) or SAMPLE_FPS
         self.size_hw = first.shape[:2]
+        self.stopped_early: int | None = None  # frames produced when the decoder failed early
 
     def __len__(self) -> int:
         counts = [c for c in (self.total, self.limit) if c is not None]
@@ -145,7 +149,18 @@ class VideoFrames:
             else:
                 ok, frame = self.capture.read()
                 if not ok:
+                    self._warn_if_short(produced)
                     break
             produced += 1
             yield frame
         self.capture.release()
+
+    def _warn_if_short(self, produced: int) -> None:
+        """The decoder stopped before the container's frame count: say so, never drop frames silently."""
+        expected = min(c for c in (self.total, self.limit) if c is not None) if self.total else None
+        if expected is not None and produced < expected:
+            self.stopped_early = produced
+            logger.warning(
+                "video %s: the decoder stopped after %d of %d frames (truncated or corrupt file)",
+                self.path, produced, expected,
+            )

@@ -90,3 +90,29 @@ def test_model_with_wrong_io(tmp_path):
 def test_bad_flag_value(tiny_model):
     result = run_cli("doctor", env_extra={"RFDETR_PIPELINE_DEPTH": "7"})
     assert_one_line_error(result, "RFDETR_PIPELINE_DEPTH='7'")
+
+
+def test_truncated_video_is_reported_not_silently_short(tmp_path, caplog):
+    """A video whose decoder stops before its frame count says so (frames are never lost silently)."""
+    import logging
+
+    import cv2
+
+    from inference_accel.media import VideoFrames
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    whole = VideoFrames(path)
+    assert len(list(whole)) == 30 and whole.stopped_early is None
+    data = path.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="inference_accel"):
+        video = VideoFrames(cut)
+        got = len(list(video))
+    assert 0 < got < 30 and video.stopped_early == got
+    assert f"stopped after {got} of 30 frames" in caplog.text
