@@ -397,3 +397,23 @@ def test_threads_give_the_same_result():
     two = sparse_masks(masks, placement, (300, 500), torch_cpu_arith(), threads=2)
     assert all(np.array_equal(a, b) for a, b in zip(one._rles, two._rles))  # noqa: SLF001
     assert dispatch.REFERENCE == "reference"
+
+
+@pytest.mark.parametrize("below", [np.inf, -np.inf, np.nan])
+def test_identity_axis_ignores_the_next_row(below):
+    """in == out along y: torch's taps are (i, i) with weights (1, 0), so row i+1 never counts.
+
+    Deriving the second tap as i + 1 would give ``A * 1 + B * 0`` = NaN when
+    row i+1 holds inf or NaN (the compiled executor once did).
+    """
+    window = np.full((1, 100, 10), -1.0, np.float32)
+    window[0, 50, 3] = 2.0
+    window[0, 51, 3] = below
+    window[0, 20:23, 5] = 0.5
+    window[0, 23, 5] = below
+    frame_hw = (100, 200)
+    placement = mask_placement(None, (100, 10), frame_hw)
+    dense = upsample_masks_dense(torch.from_numpy(window), placement, frame_hw).numpy()
+    assert dense[0, 50].any()
+    got = sparse_masks(window, placement, frame_hw, torch_cpu_arith(), threads=1)
+    assert_masks_match(got, dense)

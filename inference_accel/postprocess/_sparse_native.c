@@ -26,11 +26,12 @@
  *
  * Buffers (all C-contiguous, from numpy through the buffer protocol):
  *   window  float32 (h, w)     one mask's logit window
- *   y_i0    int64   (oh,)      source row taps of every output row
+ *   y_i0/1  int64   (oh,)      source row taps of every output row
  *   y_w0/1  float32 (oh,)      their weights
  *   x_i0/1  int64   (ow,)      source column taps of every output column
  *   x_w0/1  float32 (ow,)      their weights
- *   (y_i1 is derived: i0 + (i0 < h - 1), as torch does)
+ * The second tap is read from its table, never derived: torch's identity
+ * axis (in == out) has i1 == i0 with weight 0, and 0 * inf is NaN.
  *
  * Returns None for an empty mask, else (runs bytes of int32, (crop_h, crop_w),
  * (x1, y1)) in frame pixels, runs in supervision's convention (leading
@@ -113,7 +114,7 @@ static Py_ssize_t upper_bound(const int64_t *a, Py_ssize_t n, int64_t key)
 typedef struct {
     const float *win;
     Py_ssize_t h, w;
-    const int64_t *y_i0, *x_i0, *x_i1;
+    const int64_t *y_i0, *y_i1, *x_i0, *x_i1;
     const float *y_w0, *y_w1, *x_w0, *x_w1;
     Py_ssize_t oh, ow;
     int64_t row_lo, row_hi, col_lo, col_hi; /* visible output window */
@@ -139,16 +140,8 @@ static int mask_intervals(const Job *jb, Intervals *iv)
     }
     if (pr1 < 0)
         return 0; /* every tap <= 0 or NaN: nothing can be positive */
-    /* Output rows/columns with a tap inside the positive box (monotone tables):
-     * i1 >= pr0 <=> i0 >= pr0 - 1 (i1 is i0 or i0 + 1, and i1 = i0 only at the
-     * last source row). */
-    Py_ssize_t i_lo = lower_bound(jb->y_i0, jb->oh, pr0 > 0 ? pr0 - 1 : 0);
-    while (i_lo < jb->oh) { /* exact: first i with i1[i] >= pr0 */
-        int64_t i0 = jb->y_i0[i_lo];
-        int64_t i1 = i0 + (i0 < h - 1);
-        if (i1 >= pr0) break;
-        i_lo++;
-    }
+    /* Output rows/columns with a tap inside the positive box (monotone tables). */
+    Py_ssize_t i_lo = lower_bound(jb->y_i1, jb->oh, pr0);
     Py_ssize_t i_hi = upper_bound(jb->y_i0, jb->oh, pr1);
     Py_ssize_t j_lo = lower_bound(jb->x_i1, jb->ow, pc0);
     Py_ssize_t j_hi = upper_bound(jb->x_i0, jb->ow, pc1);
@@ -159,8 +152,7 @@ static int mask_intervals(const Job *jb, Intervals *iv)
     if (i_lo >= i_hi || j_lo >= j_hi)
         return 0;
     const int64_t s0 = jb->y_i0[i_lo];
-    const int64_t last_i0 = jb->y_i0[i_hi - 1];
-    const int64_t s1 = last_i0 + (last_i0 < h - 1) + 1;
+    const int64_t s1 = jb->y_i1[i_hi - 1] + 1;
     const Py_ssize_t nr = (Py_ssize_t)(s1 - s0), nc = j_hi - j_lo;
 
     /* Step 2: t[(s - s0) * nc + (j - j_lo)], torch's horizontal pass. */
@@ -196,7 +188,7 @@ static int mask_intervals(const Job *jb, Intervals *iv)
         for (Py_ssize_t b = 0; b < nbands && status == 0; b++) {
             const Py_ssize_t bs = band[b], be = band[b + 1];
             const int64_t tap0 = jb->y_i0[bs];
-            const int64_t tap1 = tap0 + (tap0 < h - 1);
+            const int64_t tap1 = jb->y_i1[bs];
             const float A = t[(tap0 - s0) * nc + j];
             const float B = t[(tap1 - s0) * nc + j];
             if (isnan(A) || isnan(B) || !(A > 0.0f || B > 0.0f))
@@ -276,11 +268,11 @@ static int get_buffer(PyObject *obj, Py_buffer *view, const char *name, Py_ssize
 
 static PyObject *mask_crop_runs(PyObject *self, PyObject *args)
 {
-    PyObject *o_win, *o_yi0, *o_yw0, *o_yw1, *o_xi0, *o_xi1, *o_xw0, *o_xw1;
+    PyObject *o_win, *o_yi0, *o_yi1, *o_yw0, *o_yw1, *o_xi0, *o_xi1, *o_xw0, *o_xw1;
     Py_ssize_t h, w, oh, ow;
     long long row_lo, row_hi, col_lo, col_hi, top, left;
     int fma;
-    if (!PyArg_ParseTuple(args, "OnnOOOnOOOOnLLLLLLp", &o_win, &h, &w, &o_yi0, &o_yw0, &o_yw1,
+    if (!PyArg_ParseTuple(args, "OnnOOOOnOOOOnLLLLLLp", &o_win, &h, &w, &o_yi0, &o_yi1, &o_yw0, &o_yw1,
                           &oh, &o_xi0, &o_xi1, &o_xw0, &o_xw1, &ow, &row_lo, &row_hi, &col_lo,
                           &col_hi, &top, &left, &fma))
         return NULL;
@@ -288,21 +280,22 @@ static PyObject *mask_crop_runs(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "window and output sizes must be positive");
         return NULL;
     }
-    Py_buffer b[8];
-    PyObject *objs[8] = {o_win, o_yi0, o_yw0, o_yw1, o_xi0, o_xi1, o_xw0, o_xw1};
-    const char *names[8] = {"window", "y_i0", "y_w0", "y_w1", "x_i0", "x_i1", "x_w0", "x_w1"};
-    const Py_ssize_t sizes[8] = {4, 8, 4, 4, 8, 8, 4, 4};
-    const Py_ssize_t counts[8] = {h * w, oh, oh, oh, ow, ow, ow, ow};
+    enum { NBUF = 9 };
+    Py_buffer b[NBUF];
+    PyObject *objs[NBUF] = {o_win, o_yi0, o_yi1, o_yw0, o_yw1, o_xi0, o_xi1, o_xw0, o_xw1};
+    const char *names[NBUF] = {"window", "y_i0", "y_i1", "y_w0", "y_w1", "x_i0", "x_i1", "x_w0", "x_w1"};
+    const Py_ssize_t sizes[NBUF] = {4, 8, 8, 4, 4, 8, 8, 4, 4};
+    const Py_ssize_t counts[NBUF] = {h * w, oh, oh, oh, oh, ow, ow, ow, ow};
     int got = 0;
-    for (; got < 8; got++)
+    for (; got < NBUF; got++)
         if (get_buffer(objs[got], &b[got], names[got], sizes[got], counts[got]) < 0)
             break;
     PyObject *result = NULL;
-    if (got == 8) {
+    if (got == NBUF) {
         Job jb = {
             .win = b[0].buf, .h = h, .w = w,
-            .y_i0 = b[1].buf, .y_w0 = b[2].buf, .y_w1 = b[3].buf,
-            .x_i0 = b[4].buf, .x_i1 = b[5].buf, .x_w0 = b[6].buf, .x_w1 = b[7].buf,
+            .y_i0 = b[1].buf, .y_i1 = b[2].buf, .y_w0 = b[3].buf, .y_w1 = b[4].buf,
+            .x_i0 = b[5].buf, .x_i1 = b[6].buf, .x_w0 = b[7].buf, .x_w1 = b[8].buf,
             .oh = oh, .ow = ow,
             .row_lo = row_lo, .row_hi = row_hi, .col_lo = col_lo, .col_hi = col_hi,
             .top = top, .left = left, .fma = fma,
@@ -340,7 +333,7 @@ static PyObject *mask_crop_runs(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"mask_crop_runs", mask_crop_runs, METH_VARARGS,
-     "mask_crop_runs(window, h, w, y_i0, y_w0, y_w1, oh, x_i0, x_i1, x_w0, x_w1, ow,\n"
+     "mask_crop_runs(window, h, w, y_i0, y_i1, y_w0, y_w1, oh, x_i0, x_i1, x_w0, x_w1, ow,\n"
      "               row_lo, row_hi, col_lo, col_hi, top, left, fma)\n"
      "-> None | (runs_bytes_int32, (crop_h, crop_w), (x1, y1))"},
     {NULL, NULL, 0, NULL},

@@ -467,7 +467,7 @@ def mask_crop_runs_native(window: np.ndarray, t: PlacementTables, arith: str) ->
     h, w = window.shape
     ty, tx = t.ty, t.tx
     out = _sparse_native.mask_crop_runs(
-        window, h, w, ty.i0, ty.w0, ty.w1, ty.i0.size, tx.i0, tx.i1, tx.w0, tx.w1, tx.i0.size,
+        window, h, w, ty.i0, ty.i1, ty.w0, ty.w1, ty.i0.size, tx.i0, tx.i1, tx.w0, tx.w1, tx.i0.size,
         t.rows[0], t.rows[1], t.cols[0], t.cols[1], t.top_left[0], t.top_left[1], arith == FMA,
     )
     if out is None:
