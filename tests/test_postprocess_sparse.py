@@ -65,8 +65,13 @@ def test_executors_agree_on_many_random_windows():
     for trial in range(40):
         h, w = (int(v) for v in rng.integers(2, 40, 2))
         frame_hw = (int(rng.integers(40, 700)), int(rng.integers(40, 700)))
+        if trial % 4 == 1:  # identity axes (in == out): taps (i, i), weights (1, 0)
+            frame_hw = (h, frame_hw[1]) if trial % 8 == 1 else (frame_hw[0], w)
         windows = rng.standard_normal((3, h, w)).astype(np.float32)
         windows *= np.float32(10.0) ** rng.integers(-40, 3, (3, h, w)).astype(np.float32)
+        if trial % 3 == 2:  # a few infinities and NaNs
+            spots = rng.random((3, h, w)) < 0.05
+            windows[spots] = rng.choice(np.array([np.inf, -np.inf, np.nan], np.float32), int(spots.sum()))
         placement = mask_placement(None, (h, w), frame_hw)
         dense = upsample_masks_dense(torch.from_numpy(windows), placement, frame_hw).numpy()
         for native in (True, False):
