@@ -61,7 +61,7 @@ from inference_accel.preprocess.triton_launch import TritonPreprocessor
 
 
 OP = "frame-graph"
-MAX_CAPTURED = 8  # captured frames kept (LRU), over all slots and sizes
+MAX_CAPTURED_PER_SLOT = 4  # captured frames kept per engine slot (LRU over frame sizes)
 
 
 class GraphMismatch(RuntimeError):
@@ -88,6 +88,12 @@ def frame_graph_reason(flags: Flags) -> str | None:
 
 dispatch.register(dispatch.Implementation(OP, "whole-frame", 10, frame_graph_reason))
 dispatch.register(dispatch.Implementation(OP, "per-stage", 0, lambda flags: None))
+
+
+def process_reason(flags: Flags) -> str | None:
+    """:func:`frame_graph_reason`, or the failure that switched graphs off for the process."""
+    verdicts = {v.implementation.name: v.reason for v in dispatch.explain(OP, flags)}
+    return verdicts["whole-frame"]
 
 
 def engine_reason(engine: Any) -> str | None:
@@ -154,7 +160,7 @@ class CudaBackend:
         self.stream.wait_stream(torch.cuda.current_stream(self.device))
 
     def record(self) -> Any:
-        event = torch.cuda.Event()
+        event = torch.cuda.Event(blocking=True)  # the host sleeps in synchronize(), no spin
         event.record(self.stream)
         return event
 
@@ -188,6 +194,7 @@ class _CapturedFrame:
         self.replay: Callable[[], None] | None = None
         self.pending: Pending | None = None
         self.done: Any = None  # event behind the last replay
+        self.outstanding = False  # replayed, result() not yet called: the packet is in use
 
 
 @dataclass
@@ -201,6 +208,11 @@ class Submitted:
     captured: _CapturedFrame
     event: Any = None
     detections: sv.Detections | None = None
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's bytes (NaN == NaN, -0.0 != 0.0): for bitwise comparison."""
+    return t.contiguous().view(torch.uint8)
 
 
 class FrameGraphs:
@@ -264,17 +276,47 @@ class FrameGraphs:
             num_classes=key.num_classes, class_names=self.class_names, record_event=False,
         )
 
+    def _stage_tensors(self, cf: _CapturedFrame) -> dict[str, torch.Tensor]:
+        """What each node of the graph writes: the device frame, the engine's input and outputs."""
+        b = self.engine.slots[cf.key.slot]
+        return {"frame upload": cf.device_frame, "preprocessing": b.input, "engine dets": b.dets,
+                "engine labels": b.labels, "engine masks": b.masks}
+
     def _capture(self, cf: _CapturedFrame) -> sv.Detections:
-        """Eager run, capture, replay on the same frame; the two must agree."""
+        """Eager run, capture, then a replay on the same frame that must rewrite everything.
+
+        Before the check replay every buffer the graph writes is poisoned
+        (frame bytes inverted, floats NaN, packets -1), so a node missing from
+        the graph (a launch that went to another stream, say) leaves poison
+        behind instead of the eager run's correct values. Each stage's output
+        must then equal the eager run's bit for bit, and the detections too.
+        """
         self.backend.follow_current()
-        with self.backend.stream_context():
-            eager_pending = self._enqueue(cf)
-        self.backend.wait(self.backend.record())
-        expected = cf.post.finish(eager_pending)
-        cf.replay, cf.pending = self.backend.capture(lambda: self._enqueue(cf))
-        cf.pending.packet.fill_(-1)  # a replay that wrote nothing must not pass as equal
-        cf.replay()
-        self.backend.wait(self.backend.record())
+        try:
+            with self.backend.stream_context():
+                eager_pending = self._enqueue(cf)
+            self.backend.wait(self.backend.record())
+            expected = cf.post.finish(eager_pending)
+            eager = {name: t.clone() for name, t in self._stage_tensors(cf).items()}
+            cf.replay, cf.pending = self.backend.capture(lambda: self._enqueue(cf))
+            for name, t in self._stage_tensors(cf).items():
+                if t.is_floating_point():
+                    t.fill_(float("nan"))
+                else:
+                    t.bitwise_not_()
+            cf.post.poison()
+            cf.pending.packet.fill_(-1)
+            self.backend.follow_current()
+            cf.replay()
+            self.backend.wait(self.backend.record())
+        except BaseException:
+            # Nothing may still run on the side stream when the caller falls
+            # back to the per-stage path on the same engine slot.
+            self.backend.wait(self.backend.record())
+            raise
+        for name, t in self._stage_tensors(cf).items():
+            if not torch.equal(_bits(t), _bits(eager[name])):
+                raise GraphMismatch(f"graph replay: {name} differs from the eager run (node missing from the graph?)")
         try:
             got = cf.post.finish(cf.pending)
         except RunsOverflow as exc:  # the eager run fit, so the replay's packet is wrong
@@ -298,15 +340,21 @@ class FrameGraphs:
             detections = self._capture(cf)
             with self._lock:
                 self._captured[key] = cf
-                while len(self._captured) > MAX_CAPTURED:
-                    self._captured.popitem(last=False)
+                same_slot = [k for k in self._captured if k.slot == slot]
+                for old_key in same_slot[: max(0, len(same_slot) - MAX_CAPTURED_PER_SLOT)]:
+                    del self._captured[old_key]  # least recently used first
             return Submitted(cf, detections=detections)
+        if cf.outstanding:
+            raise RuntimeError(
+                f"slot {slot}: the previous frame's result() was not collected; its packet would be overwritten"
+            )
         if cf.done is not None:
             self.backend.wait(cf.done)  # the last replay has read the staging buffer
         np.copyto(cf.staging.numpy(), frame)
         self.backend.follow_current()
         cf.replay()
         cf.done = self.backend.record()
+        cf.outstanding = True
         return Submitted(cf, event=cf.done)
 
     def result(self, submitted: Submitted, times: dict[str, float] | None = None) -> sv.Detections:
@@ -320,7 +368,10 @@ class FrameGraphs:
         start = time.perf_counter()
         self.backend.wait(submitted.event)
         waited = time.perf_counter()
-        detections = submitted.captured.post.finish(submitted.captured.pending)
+        try:
+            detections = submitted.captured.post.finish(submitted.captured.pending)
+        finally:
+            submitted.captured.outstanding = False
         if times is not None:
             times["inference"] = (waited - start) * 1e3
             times["postprocess"] = (time.perf_counter() - waited) * 1e3

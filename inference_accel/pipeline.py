@@ -113,7 +113,7 @@ class SegmentationPipeline:
         self.build_response = build_response
         self.class_names = self.source.class_names
         self.frame_graphs: frame_graph.FrameGraphs | None = None
-        self.frame_graph_reason = frame_graph.frame_graph_reason(self.flags) or frame_graph.engine_reason(self.engine)
+        self.frame_graph_reason = frame_graph.process_reason(self.flags) or frame_graph.engine_reason(self.engine)
         if self.frame_graph_reason is None:
             self.frame_graphs = frame_graph.FrameGraphs(
                 self.engine,

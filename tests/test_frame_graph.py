@@ -40,10 +40,11 @@ class ReplayBackend:
 
     device = torch.device("cpu")
 
-    def __init__(self, replay_does_nothing: bool = False):
+    def __init__(self, replay_does_nothing: bool = False, replay_without_engine=None):
         self.captures = 0
         self.replays = 0
         self.replay_does_nothing = replay_does_nothing
+        self.replay_without_engine = replay_without_engine  # an engine whose node the "graph" lacks
 
     def pinned(self, shape, dtype):
         return torch.empty(shape, dtype=dtype)
@@ -63,8 +64,18 @@ class ReplayBackend:
 
         def replay():
             self.replays += 1
-            if not self.replay_does_nothing:
+            if self.replay_does_nothing:
+                return
+            engine = self.replay_without_engine
+            if engine is None:
                 fn()
+                return
+            real = engine.enqueue_on
+            engine.enqueue_on = lambda slot, stream: None
+            try:
+                fn()
+            finally:
+                engine.enqueue_on = real
 
         return replay, pending
 
@@ -150,6 +161,33 @@ def test_a_replay_that_writes_nothing_is_caught(tiny_model, frames):
         graphs.submit(frames[0], 0, plan_geometry(FRAME_HW, engine.spec.input_hw))
 
 
+def test_a_graph_missing_the_engine_node_is_caught(tiny_model, frames):
+    """Poisoned buffers expose a node the graph lacks, even though the packet stage ran."""
+    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
+
+    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=1))
+    graphs = FrameGraphs(
+        engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
+        backend=ReplayBackend(replay_without_engine=engine),
+    )
+    with pytest.raises(GraphMismatch, match="engine dets differs"):
+        graphs.submit(frames[0], 0, plan_geometry(FRAME_HW, engine.spec.input_hw))
+
+
+def test_a_second_submit_before_result_is_refused(tiny_model, frames):
+    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
+
+    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=1))
+    graphs = FrameGraphs(engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None, backend=ReplayBackend())
+    geometry = plan_geometry(FRAME_HW, engine.spec.input_hw)
+    graphs.result(graphs.submit(frames[0], 0, geometry))  # the capture
+    first = graphs.submit(frames[1], 0, geometry)
+    with pytest.raises(RuntimeError, match="not collected"):
+        graphs.submit(frames[2], 0, geometry)
+    graphs.result(first)
+    graphs.result(graphs.submit(frames[2], 0, geometry))
+
+
 @pytest.mark.parametrize("depth", [1, 2])
 def test_pipeline_runs_frames_through_graphs(tiny_model, frames, expected, depth):
     pipeline = SegmentationPipeline(tiny_model, flags=Flags(pipeline_depth=depth), threshold=THRESHOLD, build_response=False)
@@ -181,6 +219,8 @@ def test_pipeline_switches_graphs_off_after_a_mismatch(tiny_model, frames, expec
         assert compare_detections(r.detections, e) == []
     reasons = {v.implementation.name: v.reason for v in dispatch.explain("frame-graph", Flags())}
     assert "GraphMismatch" in reasons["whole-frame"]
+    later = SegmentationPipeline(tiny_model, flags=Flags(), threshold=THRESHOLD, build_response=False)
+    assert "disabled after a failure" in later.frame_graph_reason  # off for the process, not per pipeline
 
 
 def test_gate_reasons():

@@ -182,8 +182,13 @@ def test_warm_launch_allocates_nothing_and_never_syncs():
     logits, boxes = confident_logits(q, 4, rng), random_boxes(q, rng)
     pp.launch(logits, boxes, torch.from_numpy(polygon_logits(rng, q, (20, 20), (77, 123))), None, (77, 123))
     masks = torch.from_numpy(polygon_logits(rng, q, (20, 20), (77, 123)))
+    ids = lambda d: {k: id(v) for k, v in d.items()}  # noqa: E731
+    tables, maps = ids(pp._tables), ids(pp._maps)  # noqa: SLF001
+    pointers = {k: b.data_ptr() for pool in pp._buffers.values() for k, b in pool.items()}  # noqa: SLF001
     with TorchOpsRecorder() as rec:
         pending = pp.launch(logits, boxes, masks, None, (77, 123))
     assert rec.ops, "the recorder saw nothing: it would pass anything"
     assert rec.allocating == [] and rec.syncing == []
+    assert ids(pp._tables) == tables and ids(pp._maps) == maps  # noqa: SLF001 - no re-upload
+    assert {k: b.data_ptr() for pool in pp._buffers.values() for k, b in pool.items()} == pointers  # noqa: SLF001
     assert_same_detections(pp.finish(pending), postprocess_reference(logits, boxes, masks, (77, 123)))

@@ -153,7 +153,7 @@ class TensorRTEngine:
         try:
             # torch.cuda.graph ends the capture in its __exit__ even when the
             # body raises, so the stream never stays in capture mode.
-            with torch.cuda.graph(graph, stream=self.stream):
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
                 self._enqueue(slot)
         except Exception as exc:
             logger.warning("CUDA graph capture failed, enqueueing without graphs: %s", exc)

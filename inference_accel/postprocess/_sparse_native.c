@@ -252,14 +252,27 @@ static int32_t *intervals_to_runs(const Intervals *iv, Py_ssize_t *n_runs, int64
     return runs;
 }
 
-static int get_buffer(PyObject *obj, Py_buffer *view, const char *name, Py_ssize_t itemsize,
-                      Py_ssize_t count)
+/* 'f' for float32, 'i' for int64 (struct codes 'l' or 'q' on LP64), after any byte-order prefix. */
+static int format_is(const char *format, char kind)
 {
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0)
+    if (!format)
+        return 0;
+    while (*format == '@' || *format == '=' || *format == '<')
+        format++;
+    if (kind == 'f')
+        return format[0] == 'f' && format[1] == '\0';
+    return (format[0] == 'l' || format[0] == 'q') && format[1] == '\0';
+}
+
+static int get_buffer(PyObject *obj, Py_buffer *view, const char *name, char kind, Py_ssize_t count)
+{
+    const Py_ssize_t itemsize = kind == 'f' ? 4 : 8;
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
         return -1;
-    if (view->itemsize != itemsize || view->len != itemsize * count) {
-        PyErr_Format(PyExc_ValueError, "%s: expected %zd items of %zd bytes, got %zd bytes", name,
-                     count, itemsize, view->len);
+    if (view->itemsize != itemsize || !format_is(view->format, kind) || view->len != itemsize * count) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd %s items, got %zd bytes of format '%s'", name,
+                     count, kind == 'f' ? "float32" : "int64", view->len,
+                     view->format ? view->format : "?");
         PyBuffer_Release(view);
         return -1;
     }
@@ -284,11 +297,11 @@ static PyObject *mask_crop_runs(PyObject *self, PyObject *args)
     Py_buffer b[NBUF];
     PyObject *objs[NBUF] = {o_win, o_yi0, o_yi1, o_yw0, o_yw1, o_xi0, o_xi1, o_xw0, o_xw1};
     const char *names[NBUF] = {"window", "y_i0", "y_i1", "y_w0", "y_w1", "x_i0", "x_i1", "x_w0", "x_w1"};
-    const Py_ssize_t sizes[NBUF] = {4, 8, 8, 4, 4, 8, 8, 4, 4};
+    const char kinds[NBUF] = {'f', 'i', 'i', 'f', 'f', 'i', 'i', 'f', 'f'};
     const Py_ssize_t counts[NBUF] = {h * w, oh, oh, oh, oh, ow, ow, ow, ow};
     int got = 0;
     for (; got < NBUF; got++)
-        if (get_buffer(objs[got], &b[got], names[got], sizes[got], counts[got]) < 0)
+        if (get_buffer(objs[got], &b[got], names[got], kinds[got], counts[got]) < 0)
             break;
     PyObject *result = NULL;
     if (got == NBUF) {

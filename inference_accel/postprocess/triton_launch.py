@@ -153,6 +153,14 @@ class TritonPostprocessor:
             pool[name] = buf
         return buf[:numel]
 
+    def poison(self) -> None:
+        """Fill every work buffer with garbage (-1 / NaN): a check that a replay rewrites them."""
+        for pool in self._buffers.values():
+            for buf in pool.values():
+                buf.fill_(float("nan") if buf.is_floating_point() else -1)
+        for host in self._host.values():
+            host.fill_(-1)
+
     # -- launch -----------------------------------------------------------------
     def launch(
         self,
