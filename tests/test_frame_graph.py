@@ -121,13 +121,21 @@ def capturable(engine):
     return engine
 
 
-def test_replayed_frames_equal_the_reference(tiny_model, frames, expected):
+def make_graphs(tiny_model, slots=1, backend=None, engine=None):
+    """FrameGraphs over a capturable onnxruntime engine (a new one unless given)."""
     from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
 
-    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=2))
+    engine = engine or capturable(OnnxRuntimeEngine(tiny_model, slots=slots))
+    return FrameGraphs(
+        engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
+        backend=backend or ReplayBackend(),
+    )
+
+
+def test_replayed_frames_equal_the_reference(tiny_model, frames, expected):
     backend = ReplayBackend()
-    graphs = FrameGraphs(engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None, backend=backend)
-    geometry = plan_geometry(FRAME_HW, engine.spec.input_hw)
+    graphs = make_graphs(tiny_model, slots=2, backend=backend)
+    geometry = plan_geometry(FRAME_HW, graphs.engine.spec.input_hw)
     for i, frame in enumerate(frames):
         assert graphs.input_reason(frame, i % 2, geometry) is None
         detections = graphs.result(graphs.submit(frame, i % 2, geometry))
@@ -138,27 +146,18 @@ def test_replayed_frames_equal_the_reference(tiny_model, frames, expected):
 
 
 def test_a_new_frame_size_is_a_new_graph(tiny_model, frames):
-    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
-
-    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=1))
     backend = ReplayBackend()
-    graphs = FrameGraphs(engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None, backend=backend)
+    graphs = make_graphs(tiny_model, backend=backend)
     small = np.ascontiguousarray(frames[0][:80, :100])
     for frame in (frames[0], small, frames[1], small):
-        graphs.result(graphs.submit(frame, 0, plan_geometry(frame.shape[:2], engine.spec.input_hw)))
+        graphs.result(graphs.submit(frame, 0, plan_geometry(frame.shape[:2], graphs.engine.spec.input_hw)))
     assert backend.captures == 2 and len(graphs) == 2
 
 
 def test_a_replay_that_writes_nothing_is_caught(tiny_model, frames):
-    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
-
-    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=1))
-    graphs = FrameGraphs(
-        engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
-        backend=ReplayBackend(replay_does_nothing=True),
-    )
+    graphs = make_graphs(tiny_model, backend=ReplayBackend(replay_does_nothing=True))
     with pytest.raises(GraphMismatch, match="graph replay"):
-        graphs.submit(frames[0], 0, plan_geometry(FRAME_HW, engine.spec.input_hw))
+        graphs.submit(frames[0], 0, plan_geometry(FRAME_HW, graphs.engine.spec.input_hw))
 
 
 def test_a_graph_missing_the_engine_node_is_caught(tiny_model, frames):
@@ -166,20 +165,14 @@ def test_a_graph_missing_the_engine_node_is_caught(tiny_model, frames):
     from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
 
     engine = capturable(OnnxRuntimeEngine(tiny_model, slots=1))
-    graphs = FrameGraphs(
-        engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
-        backend=ReplayBackend(replay_without_engine=engine),
-    )
+    graphs = make_graphs(tiny_model, engine=engine, backend=ReplayBackend(replay_without_engine=engine))
     with pytest.raises(GraphMismatch, match="engine dets differs"):
         graphs.submit(frames[0], 0, plan_geometry(FRAME_HW, engine.spec.input_hw))
 
 
 def test_a_second_submit_before_result_is_refused(tiny_model, frames):
-    from inference_accel.engine.onnxruntime_engine import OnnxRuntimeEngine
-
-    engine = capturable(OnnxRuntimeEngine(tiny_model, slots=1))
-    graphs = FrameGraphs(engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None, backend=ReplayBackend())
-    geometry = plan_geometry(FRAME_HW, engine.spec.input_hw)
+    graphs = make_graphs(tiny_model)
+    geometry = plan_geometry(FRAME_HW, graphs.engine.spec.input_hw)
     graphs.result(graphs.submit(frames[0], 0, geometry))  # the capture
     first = graphs.submit(frames[1], 0, geometry)
     with pytest.raises(RuntimeError, match="not collected"):
@@ -192,11 +185,7 @@ def test_a_second_submit_before_result_is_refused(tiny_model, frames):
 def test_pipeline_runs_frames_through_graphs(tiny_model, frames, expected, depth):
     pipeline = SegmentationPipeline(tiny_model, flags=Flags(pipeline_depth=depth), threshold=THRESHOLD, build_response=False)
     assert pipeline.frame_graphs is None and pipeline.frame_graph_reason  # no GPU: per-stage by itself
-    capturable(pipeline.engine)
-    pipeline.frame_graphs = FrameGraphs(
-        pipeline.engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
-        backend=ReplayBackend(),
-    )
+    pipeline.frame_graphs = make_graphs(tiny_model, engine=capturable(pipeline.engine))
     results = list(pipeline.run(frames))
     assert [r.index for r in results] == list(range(len(frames)))
     for r, e in zip(results, expected):
@@ -206,10 +195,8 @@ def test_pipeline_runs_frames_through_graphs(tiny_model, frames, expected, depth
 
 def test_pipeline_switches_graphs_off_after_a_mismatch(tiny_model, frames, expected):
     pipeline = SegmentationPipeline(tiny_model, flags=Flags(), threshold=THRESHOLD, build_response=False)
-    capturable(pipeline.engine)
-    pipeline.frame_graphs = FrameGraphs(
-        pipeline.engine, threshold=THRESHOLD, max_detections=300, num_classes=None, class_names=None,
-        backend=ReplayBackend(replay_does_nothing=True),
+    pipeline.frame_graphs = make_graphs(
+        tiny_model, engine=capturable(pipeline.engine), backend=ReplayBackend(replay_does_nothing=True)
     )
     results = list(pipeline.run(frames[:3]))
     assert pipeline.frame_graphs is None and "GraphMismatch" in pipeline.frame_graph_reason
