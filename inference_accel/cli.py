@@ -184,10 +184,21 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # -- export -----------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
+    from inference_accel.models.cache import cached_model_path
     from inference_accel.models.export import export_model
 
-    path = export_model(args.model, args.checkpoint, args.output, demo_calibration=not args.no_demo_calibration)
-    print(f"exported {args.model} -> {path}" + ("" if args.checkpoint else "  (RANDOM initialisation: no checkpoint given)"))
+    onnx = Path(args.output) if args.output else cached_model_path(args.model)
+    if not (args.tensorrt and onnx.is_file() and not args.checkpoint):
+        onnx = export_model(args.model, args.checkpoint, args.output, demo_calibration=not args.no_demo_calibration)
+        print(f"exported {args.model} -> {onnx}" + ("" if args.checkpoint else "  (RANDOM initialisation: no checkpoint given)"))
+    if args.tensorrt:
+        from inference_accel.engine.tensorrt_build import build_engine
+        from inference_accel.models.export import sidecar_path
+
+        plan = build_engine(onnx, fp16=args.fp16)
+        print(f"built TensorRT engine {onnx} -> {plan} (for this GPU and TensorRT version only)")
+        if sidecar_path(onnx).is_file() and sidecar_path(plan) != sidecar_path(onnx):
+            sidecar_path(plan).write_text(sidecar_path(onnx).read_text())
     return 0
 
 
@@ -228,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", help="rfdetr checkpoint (.pth); without it: random initialisation")
     export.add_argument("--output", help="ONNX path (default: the user cache)")
     export.add_argument("--no-demo-calibration", action="store_true", help="keep raw random weights")
+    export.add_argument(
+        "--tensorrt", action="store_true",
+        help="also build a TensorRT engine (.plan beside the ONNX; GPU + gpu extra); reuses a cached ONNX",
+    )
+    export.add_argument("--fp16", action="store_true", help="with --tensorrt: FP16 builder flag (TensorRT 10)")
     export.set_defaults(func=cmd_export)
 
     doctor = sub.add_parser("doctor", help="what is installed and which fast paths are active, and why")

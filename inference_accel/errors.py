@@ -40,3 +40,7 @@ class FlagValueError(InferenceAccelError, ValueError):
 
 class InvalidMaskError(InferenceAccelError, ValueError):
     """A mask, RLE or box array is malformed or inconsistent."""
+
+
+class EngineBuildError(InferenceAccelError, RuntimeError):
+    """A TensorRT engine cannot be built here (no builder, a failed build)."""

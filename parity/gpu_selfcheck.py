@@ -14,9 +14,14 @@ For a person with an NVIDIA GPU (we have none). It checks, on this GPU:
    runs whole-frame graphs (``inference_accel.frame_graph``); the line says
    whether it did, or why not.
 
-    python parity/gpu_selfcheck.py                      # onnxruntime-gpu engine
+    python parity/gpu_selfcheck.py                      # onnxruntime-gpu, then a TensorRT engine built here
     python parity/gpu_selfcheck.py --model engine.plan  # a TensorRT engine of seg-nano
     python parity/gpu_selfcheck.py --json selfcheck.json
+
+With no ``--model``, the end-to-end check runs the cached seg-nano ONNX on
+onnxruntime-gpu and, when the full ``tensorrt`` package is installed (gpu
+extra), on a TensorRT engine it builds from that ONNX (once, cached beside
+it): the TensorRT run is the one that exercises whole-frame CUDA graphs.
 
 Exit status 0 only if every check passes. Paste the printed table into an
 issue: those are the GPU numbers we may quote.
@@ -120,6 +125,24 @@ def check_end_to_end(model, flags, frames_per_video: int) -> tuple[list[str], li
     return failures, rows
 
 
+def built_tensorrt_engine() -> list[str]:
+    """The cached seg-nano ONNX built into a TensorRT engine here ([] when the builder is missing)."""
+    from inference_accel.engine.tensorrt_build import build_engine, default_plan_path
+    from inference_accel.errors import EngineBuildError
+    from inference_accel.models.source import resolve_model
+
+    onnx = resolve_model(None).path
+    plan = default_plan_path(onnx)
+    if plan.is_file() and plan.stat().st_mtime >= onnx.stat().st_mtime:
+        return [str(plan)]  # built from this ONNX before
+    try:
+        print(f"building a TensorRT engine from {onnx} (minutes, once) ...")
+        return [str(build_engine(onnx))]
+    except EngineBuildError as exc:
+        print(f"no TensorRT engine: {exc}")
+        return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="seg-nano ONNX/package/.plan (default: cached seg-nano ONNX on onnxruntime-gpu)")
@@ -134,8 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     failures = check_preprocess(flags, rng)
     failures += check_postprocess(flags, rng)
-    e2e_failures, rows = check_end_to_end(args.model, flags, args.frames)
-    failures += e2e_failures
+    models = [args.model] if args.model else [None, *built_tensorrt_engine()]
+    rows = []
+    for model in models:
+        print(f"end-to-end model: {model or 'cached seg-nano ONNX (onnxruntime-gpu)'}")
+        e2e_failures, model_rows = check_end_to_end(model, flags, args.frames)
+        failures += e2e_failures
+        rows += model_rows
     print("\nALL CHECKS PASSED" if not failures else "\nFAILURES:\n  " + "\n  ".join(failures))
     if args.json:
         with open(args.json, "w") as handle:

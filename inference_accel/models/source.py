@@ -101,20 +101,24 @@ def _from_package(directory: Path) -> ModelSource:
     )
 
 
-def _from_onnx(path: Path) -> ModelSource:
+def _from_onnx(path: Path, kind: str = "onnx") -> ModelSource:
+    """An ONNX export, or a TensorRT engine built from one (``kind="tensorrt"``), with its sidecar if any."""
     sidecar = sidecar_path(path)
+    engine = " as a TensorRT engine" if kind == "tensorrt" else ""
     if sidecar.is_file():
         meta = json.loads(sidecar.read_text())
         size = int(meta["input_size"])
         return ModelSource(
-            kind="onnx",
+            kind=kind,
             path=path,
             class_names=tuple(meta.get("class_names", COCO_CLASS_NAMES)),
             input_hw=(size, size),
             random_init=bool(meta.get("random_init")),
-            description=f"rfdetr {meta.get('model', '?')} export"
+            description=f"rfdetr {meta.get('model', '?')} export{engine}"
             + (" (RANDOM weights, demo-calibrated)" if meta.get("random_init") else ""),
         )
+    if kind == "tensorrt":
+        return ModelSource(kind=kind, path=path, description=f"TensorRT engine {path.name}")
     return ModelSource(kind="onnx", path=path, description=f"ONNX file {path.name}")
 
 
@@ -139,7 +143,7 @@ def resolve_model(model: str | Path | None = None, *, auto_export: bool = True) 
     if path.suffix.lower() == ".onnx":
         return _from_onnx(path)
     if path.suffix.lower() in ENGINE_SUFFIXES:
-        return ModelSource(kind="tensorrt", path=path, description=f"TensorRT engine {path.name}")
+        return _from_onnx(path, kind="tensorrt")
     raise InvalidModelError(
         f"{path}: unknown model file type {path.suffix!r}; expected .onnx, .plan/.engine, or a package directory"
     )
