@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import supervision as sv
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from supervision.detection.utils.converters import _mask_to_rle_counts
 
 from inference_accel import dispatch
@@ -422,3 +424,29 @@ def test_identity_axis_ignores_the_next_row(below):
     assert dense[0, 50].any()
     got = sparse_masks(window, placement, frame_hw, torch_cpu_arith(), threads=1)
     assert_masks_match(got, dense)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mask_hw=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    frame_hw=st.tuples(st.integers(1, 300), st.integers(1, 300)),
+    mode=st.sampled_from(["stretch", "letterbox", "center-crop"]),
+    scale_exp=st.integers(-42, 3),
+    nonfinite=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_both_executors_equal_dense(mask_hw, frame_hw, mode, scale_exp, nonfinite, seed):
+    """Any window size, frame size, resize mode and value scale: every pixel equals the dense reference."""
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal((2, *mask_hw)) * 10.0**scale_exp).astype(np.float32)
+    if nonfinite:
+        spots = rng.random(logits.shape) < 0.1
+        logits[spots] = rng.choice(np.array([np.inf, -np.inf, np.nan], np.float32), int(spots.sum()))
+    geometry = plan_geometry(frame_hw, (mask_hw[0] * 4, mask_hw[1] * 4), mode)
+    placement = mask_placement(geometry, mask_hw, frame_hw)
+    dense = upsample_masks_dense(torch.from_numpy(logits), placement, frame_hw).numpy()
+    (r0, r1), (c0, c1) = placement.rows, placement.cols
+    windows = np.ascontiguousarray(logits[:, r0:r1, c0:c1])
+    for native in (True, False):
+        got = sparse_masks(windows, placement, frame_hw, torch_cpu_arith(), threads=1, native=native)
+        assert_masks_match(got, dense)
