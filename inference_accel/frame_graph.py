@@ -79,6 +79,9 @@ def frame_graph_reason(flags: Flags) -> str | None:
         return f"{POSTPROC_FLAG}=false"
     if not torch.cuda.is_available():
         return "torch.cuda is not available"
+    import inference_accel.postprocess.api  # noqa: F401 - registers the ops' implementations
+    import inference_accel.preprocess.api  # noqa: F401
+
     for op in ("preprocess", "postprocess"):
         verdicts = {v.implementation.name: v.reason for v in dispatch.explain(op, flags)}
         if verdicts.get("triton", "not registered") is not None:
