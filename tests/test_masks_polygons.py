@@ -195,3 +195,13 @@ def test_bad_inputs():
         find_contours(cm, 3)
     with pytest.raises(InvalidMaskError, match="kind"):
         masks_to_polygons(cm, "biggest")
+
+
+def test_threads_keep_mask_order_and_points():
+    dense = draw_shapes(120, 160, 20, seed=9)
+    cm, _ = sources(dense)
+    one = masks_to_polygons(cm, "external", threads=1)
+    two = masks_to_polygons(cm, "external", threads=2)
+    assert len(one) == len(two) == 20
+    for a, b in zip(one, two):
+        assert len(a) == len(b) and all(np.array_equal(p, q) for p, q in zip(a, b))

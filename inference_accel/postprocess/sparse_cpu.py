@@ -65,8 +65,6 @@ reference pixel for pixel. :func:`native_reason` says which one runs and why.
 from __future__ import annotations
 
 import functools
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -86,6 +84,7 @@ from inference_accel.postprocess.mask_geometry import MaskPlacement, mask_placem
 from inference_accel.postprocess.reference import selection_to_detections
 from inference_accel.postprocess.selection import select_detections
 from inference_accel.preprocess.geometry import Geometry
+from inference_accel.workers import CPU_THREADS, pool
 
 FMA, PLAIN = "fma", "plain"
 ARITHS = (FMA, PLAIN)
@@ -489,18 +488,10 @@ def _threads(n: int, frame_area: int, native: bool) -> int:
     if override is not None:
         return override
     if (native and n >= 8) or (frame_area >= 4_000_000 and n >= 16):
-        return min(2, os.cpu_count() or 1)
+        return CPU_THREADS
     return 1
 
 
-_pool: ThreadPoolExecutor | None = None
-
-
-def _executor(threads: int) -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool._max_workers != threads:  # noqa: SLF001 - our own pool
-        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="postproc")
-    return _pool
 
 
 def sparse_masks(
@@ -527,7 +518,7 @@ def sparse_masks(
     threads = _threads(n, frame_hw[0] * frame_hw[1], native) if threads is None else threads
     if threads > 1 and n >= 8:
         chunks = np.array_split(np.arange(n), threads)
-        parts = _executor(threads).map(
+        parts = pool("postprocess-cpu", threads).map(
             lambda idx: [per_mask(windows[i], t, arith) for i in idx], chunks
         )
         crops = [c for part in parts for c in part]

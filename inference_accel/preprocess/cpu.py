@@ -32,9 +32,6 @@ Same result as the reference chain (``reference.py``), with less work:
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -42,30 +39,21 @@ from PIL import Image
 
 from inference_accel.preprocess import pillow_resize
 from inference_accel.preprocess.geometry import Geometry
+from inference_accel.workers import CPU_THREADS, pool
 
 OUT_DTYPES = (torch.float32, torch.float16)
 # Below this many source pixels a second thread costs more than it saves.
 PARALLEL_MIN_PIXELS = 1 << 16
-THREADS = max(1, min(2, os.cpu_count() or 1))
+THREADS = CPU_THREADS
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 _luts: dict[torch.dtype, np.ndarray] = {}
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="preprocess-cpu")
-        return _pool
 
 
 def _run(tasks: list) -> list:
     """Run zero-argument callables, the first on this thread, the rest on the pool."""
     if len(tasks) == 1:
         return [tasks[0]()]
-    futures = [_executor().submit(task) for task in tasks[1:]]
+    futures = [pool("preprocess-cpu", THREADS).submit(task) for task in tasks[1:]]
     first = tasks[0]()
     return [first] + [f.result() for f in futures]
 
