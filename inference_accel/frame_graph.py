@@ -246,6 +246,9 @@ class FrameGraphs:
         self.class_names = class_names
         self.capacity = capacity or DEFAULT_CAPACITY
         self._captured: OrderedDict[FrameKey, _CapturedFrame] = OrderedDict()
+        # A key whose capture frame overflowed the run buffer keeps its buffers
+        # for the next attempt instead of allocating them again.
+        self._retry: dict[FrameKey, _CapturedFrame] = {}
         self._lock = threading.Lock()
 
     def input_reason(self, frame: np.ndarray, slot: int, geometry: Geometry) -> str | None:
@@ -338,9 +341,17 @@ class FrameGraphs:
             if cf is not None:
                 self._captured.move_to_end(key)
         if cf is None:
-            cf = _CapturedFrame(key, self.backend, self.capacity)
+            with self._lock:
+                cf = self._retry.pop(key, None)
+            cf = cf or _CapturedFrame(key, self.backend, self.capacity)
             np.copyto(cf.staging.numpy(), frame)
-            detections = self._capture(cf)
+            try:
+                detections = self._capture(cf)
+            except RunsOverflow:  # this frame, not the graph: try again with the next one
+                if cf.replay is None:
+                    with self._lock:
+                        self._retry = {key: cf}  # one set of spare buffers at most
+                raise
             with self._lock:
                 self._captured[key] = cf
                 same_slot = [k for k in self._captured if k.slot == slot]

@@ -219,3 +219,43 @@ def test_gate_reasons():
     if not torch.cuda.is_available():
         assert frame_graph_reason(Flags()) == "torch.cuda is not available"
     assert "cannot be captured" in engine_reason(OnnxRuntimeEngine.__new__(OnnxRuntimeEngine))
+
+
+def test_an_overflowing_capture_frame_takes_the_per_stage_path_and_keeps_its_buffers(tiny_model, frames, expected):
+    pipeline = SegmentationPipeline(tiny_model, flags=Flags(), threshold=THRESHOLD, build_response=False)
+    graphs = make_graphs(tiny_model, engine=capturable(pipeline.engine))
+    graphs.capacity = 1  # no frame's runs fit: every capture frame overflows in its eager run
+    pipeline.frame_graphs = graphs
+    results = list(pipeline.run(frames[:3]))
+    assert pipeline.frame_graphs is graphs and len(graphs) == 0  # not switched off: the frames were at fault
+    for r, e in zip(results, expected):
+        assert r.implementations["postprocess"] == "cpu"
+        assert compare_detections(r.detections, e) == []
+    spare = next(iter(graphs._retry.values()))  # noqa: SLF001
+    list(pipeline.run(frames[:1]))
+    assert next(iter(graphs._retry.values())) is spare  # reused, not allocated again  # noqa: SLF001
+
+
+def test_a_replay_overflow_is_redone_by_the_reference(tiny_model, frames, expected, monkeypatch):
+    from inference_accel.postprocess import api
+    from inference_accel.postprocess.triton_launch import RunsOverflow
+
+    api.reset_fallback_counts()
+    pipeline = SegmentationPipeline(tiny_model, flags=Flags(), threshold=THRESHOLD, build_response=False)
+    graphs = make_graphs(tiny_model, engine=capturable(pipeline.engine))
+    pipeline.frame_graphs = graphs
+    real_result = graphs.result
+
+    def result(submitted, times=None):
+        if submitted.detections is None:  # a replayed frame (not the capture frame)
+            graphs.backend.wait(submitted.event)
+            submitted.captured.outstanding = False
+            raise RunsOverflow("9999 runs exceed the capacity of 1")
+        return real_result(submitted, times)
+
+    monkeypatch.setattr(graphs, "result", result)
+    results = list(pipeline.run(frames[:3]))
+    assert [r.implementations["postprocess"] for r in results] == ["triton (frame graph)", "reference", "reference"]
+    for r, e in zip(results, expected):
+        assert compare_detections(r.detections, e) == []
+    assert api.fallback_counts() == {"triton (frame graph): run buffer overflow": 2}
