@@ -193,12 +193,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"exported {args.model} -> {onnx}" + ("" if args.checkpoint else "  (RANDOM initialisation: no checkpoint given)"))
     if args.tensorrt:
         from inference_accel.engine.tensorrt_build import build_engine
-        from inference_accel.models.export import sidecar_path
 
+        # The .plan lands beside the ONNX with the same stem, so it shares its sidecar (classes, size).
         plan = build_engine(onnx, fp16=args.fp16)
         print(f"built TensorRT engine {onnx} -> {plan} (for this GPU and TensorRT version only)")
-        if sidecar_path(onnx).is_file() and sidecar_path(plan) != sidecar_path(onnx):
-            sidecar_path(plan).write_text(sidecar_path(onnx).read_text())
     return 0
 
 

@@ -22,11 +22,14 @@ buffers are shared with the eager path: one engine slot per captured frame.
 
 **Safety.** The first frame of a key runs eagerly (compiles every kernel,
 uploads tables, lets TensorRT allocate), then the same sequence is captured
-and replayed once on that frame; the replay's detections must equal the
-eager ones (boxes, scores, classes, every pixel), else whole-frame graphs
-are switched off for the process with the reason, and frames take the
-per-stage path. Any exception during capture does the same. So a graph can
-cost a fallback, never a wrong answer.
+and replayed once on that frame after every buffer the graph writes has been
+poisoned: each stage's output must equal the eager run's bit for bit and the
+detections must match (boxes, scores, classes, every pixel). A mismatch or
+any exception during capture switches whole-frame graphs off for the process
+with the reason, and frames take the per-stage path; a capture frame whose
+runs overflow the buffer only sends that frame down the per-stage path. The
+intent is that a faulty graph costs a fallback, not a wrong answer; no GPU
+has run this check yet (``parity/gpu_selfcheck.py`` does).
 
 **Backends.** :class:`CudaBackend` is the real one (``torch.cuda.CUDAGraph``,
 pinned memory, events, one side stream). The tests drive the same host
@@ -84,8 +87,9 @@ def frame_graph_reason(flags: Flags) -> str | None:
 
     for op in ("preprocess", "postprocess"):
         verdicts = {v.implementation.name: v.reason for v in dispatch.explain(op, flags)}
-        if verdicts.get("triton", "not registered") is not None:
-            return f"the Triton {op} path is unavailable: {verdicts.get('triton', 'not registered')}"
+        reason = verdicts.get("triton", "not registered")
+        if reason is not None:
+            return f"the Triton {op} path is unavailable: {reason}"
     return None
 
 
@@ -174,21 +178,19 @@ class CudaBackend:
 # -- captured frames --------------------------------------------------------------------
 @dataclass(frozen=True)
 class FrameKey:
-    """Everything baked into a graph besides the pixels."""
+    """What differs between the graphs of one :class:`FrameGraphs` (whose
+    threshold, detection limit and classes are fixed): the engine slot and
+    the frame geometry (frame size, resize mode)."""
 
     slot: int
-    frame_hw: tuple[int, int]
     geometry: Geometry
-    threshold: float
-    max_detections: int
-    num_classes: int | None
 
 
 class _CapturedFrame:
     """One graph and everything it reads and writes (fixed addresses)."""
 
     def __init__(self, key: FrameKey, backend: Backend, capacity: int):
-        h, w = key.frame_hw
+        h, w = key.geometry.frame_hw
         self.key = key
         self.staging = backend.pinned((h, w, 3), torch.uint8)
         self.device_frame = torch.empty((h, w, 3), dtype=torch.uint8, device=backend.device)
@@ -265,9 +267,6 @@ class FrameGraphs:
             return f"postprocess: {reason}"
         return None
 
-    def key(self, slot: int, geometry: Geometry) -> FrameKey:
-        return FrameKey(slot, geometry.frame_hw, geometry, self.threshold, self.max_detections, self.num_classes)
-
     # -- the recorded sequence --------------------------------------------------------
     def _enqueue(self, cf: _CapturedFrame) -> Pending:
         """The frame's GPU work, on the backend's stream; nothing read back."""
@@ -277,9 +276,9 @@ class FrameGraphs:
         cf.pre(cf.device_frame, buffers.input, 0, key.geometry)
         self.engine.enqueue_on(key.slot, self.backend.stream_handle())
         return cf.post.launch(
-            buffers.labels[0], buffers.dets[0], buffers.masks[0], key.geometry, key.frame_hw,
-            threshold=key.threshold, max_detections=key.max_detections,
-            num_classes=key.num_classes, class_names=self.class_names, record_event=False,
+            buffers.labels[0], buffers.dets[0], buffers.masks[0], key.geometry, key.geometry.frame_hw,
+            threshold=self.threshold, max_detections=self.max_detections,
+            num_classes=self.num_classes, class_names=self.class_names, record_event=False,
         )
 
     def _stage_tensors(self, cf: _CapturedFrame) -> dict[str, torch.Tensor]:
@@ -335,15 +334,14 @@ class FrameGraphs:
     # -- public -----------------------------------------------------------------------
     def submit(self, frame: np.ndarray, slot: int, geometry: Geometry) -> Submitted:
         """Stage ``frame`` and replay its graph (capturing it first for a new key)."""
-        key = self.key(slot, geometry)
+        key = FrameKey(slot, geometry)
         with self._lock:
             cf = self._captured.get(key)
             if cf is not None:
                 self._captured.move_to_end(key)
+            spare = self._retry.pop(key, None) if cf is None else None
         if cf is None:
-            with self._lock:
-                cf = self._retry.pop(key, None)
-            cf = cf or _CapturedFrame(key, self.backend, self.capacity)
+            cf = spare or _CapturedFrame(key, self.backend, self.capacity)
             np.copyto(cf.staging.numpy(), frame)
             try:
                 detections = self._capture(cf)

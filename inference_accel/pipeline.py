@@ -166,11 +166,10 @@ class SegmentationPipeline:
             times["response"] = (time.perf_counter() - start) * 1e3
         return FrameResult(index, detections, response, times, impls)
 
-    def _submit_graph(self, frame: np.ndarray, slot: int, times: dict) -> frame_graph.Submitted | None:
+    def _submit_graph(
+        self, graphs: frame_graph.FrameGraphs, frame: np.ndarray, slot: int, times: dict
+    ) -> frame_graph.Submitted | None:
         """Replay (or capture) this frame's whole-frame graph; None: take the per-stage path."""
-        graphs = self.frame_graphs
-        if graphs is None:
-            return None
         geometry = plan_geometry(frame.shape[:2], self.engine.spec.input_hw, self.resize_mode)
         reason = graphs.input_reason(frame, slot, geometry)
         if reason is not None:
@@ -241,7 +240,7 @@ class SegmentationPipeline:
                 validate_frame(frame)
                 slot = index % depth
                 graphs = self.frame_graphs
-                submitted = self._submit_graph(frame, slot, times) if graphs is not None else None
+                submitted = self._submit_graph(graphs, frame, slot, times) if graphs is not None else None
                 if submitted is not None:
                     pending.append(_GraphJob(index, graphs, submitted, times))
                 else:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from supervision.detection.utils.converters import _mask_to_rle_counts
 
 from inference_accel import dispatch
+from inference_accel.flags import POSTPROC_NATIVE_FLAG as NATIVE_ENV
 from inference_accel.flags import Flags
 from inference_accel.postprocess import api
 from inference_accel.postprocess.mask_geometry import mask_placement
@@ -27,7 +28,6 @@ from inference_accel.postprocess.reference import postprocess_reference, upsampl
 from inference_accel.postprocess import sparse_cpu
 from inference_accel.postprocess.sparse_cpu import (
     FMA,
-    NATIVE_ENV,
     PLAIN,
     axis_table,
     fma32,

@@ -101,7 +101,7 @@ def _from_package(directory: Path) -> ModelSource:
     )
 
 
-def _from_onnx(path: Path, kind: str = "onnx") -> ModelSource:
+def _from_model_file(path: Path, kind: str = "onnx") -> ModelSource:
     """An ONNX export, or a TensorRT engine built from one (``kind="tensorrt"``), with its sidecar if any."""
     sidecar = sidecar_path(path)
     engine = " as a TensorRT engine" if kind == "tensorrt" else ""
@@ -134,16 +134,16 @@ def resolve_model(model: str | Path | None = None, *, auto_export: bool = True) 
                 )
             logger.warning("no cached %s model yet: exporting it once to %s", name, path)
             export_model(name)
-        return _from_onnx(path)
+        return _from_model_file(path)
     path = Path(model)
     if path.is_dir():
         return _from_package(path)
     if not path.exists():
         raise ModelNotFoundError(f"model not found: {path}")
     if path.suffix.lower() == ".onnx":
-        return _from_onnx(path)
+        return _from_model_file(path)
     if path.suffix.lower() in ENGINE_SUFFIXES:
-        return _from_onnx(path, kind="tensorrt")
+        return _from_model_file(path, kind="tensorrt")
     raise InvalidModelError(
         f"{path}: unknown model file type {path.suffix!r}; expected .onnx, .plan/.engine, or a package directory"
     )

@@ -100,7 +100,6 @@ HALF_TINY = 2.0**-150
 
 f32 = np.float32
 
-NATIVE_ENV = POSTPROC_NATIVE_FLAG
 try:
     from inference_accel.postprocess import _sparse_native
 except ImportError as _exc:  # not built (no compiler at install time): numpy executor
@@ -113,11 +112,11 @@ else:
 def native_reason(environ: Mapping[str, str] | None = None) -> str | None:
     """Why the compiled executor is not used (None: it is).
 
-    >>> native_reason({NATIVE_ENV: "false"})
+    >>> native_reason({POSTPROC_NATIVE_FLAG: "false"})
     'INFERENCE_ACCEL_POSTPROC_NATIVE=false'
     """
     if not read_postproc_native(environ):
-        return f"{NATIVE_ENV}=false"
+        return f"{POSTPROC_NATIVE_FLAG}=false"
     return _NATIVE_IMPORT_ERROR
 
 
