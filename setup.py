@@ -1,4 +1,10 @@
-"""Build step for the one compiled helper; everything else is in pyproject.toml.
+"""Package discovery and the one compiled helper; everything else is in pyproject.toml.
+
+Packages: every package under ``inference_accel/`` (found, so a new
+subpackage cannot be left out of the wheel), plus ``kernels/`` installed as
+``inference_accel.kernels`` (never as a top-level ``kernels``: Hugging Face
+owns that name). ``tests/test_packaging.py`` checks the built wheel holds
+every module of the source tree.
 
 ``inference_accel.postprocess._sparse_native`` is the compiled twin of the
 sparse CPU mask kernel. It must not contract multiply-adds on its own (the
@@ -6,9 +12,11 @@ pixels reproduce torch's exact float32 order), hence ``-ffp-contract=off``.
 If it cannot be built or imported, the numpy executor runs instead.
 """
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 
 setup(
+    packages=find_packages(include=["inference_accel", "inference_accel.*"]) + ["inference_accel.kernels"],
+    package_dir={"inference_accel.kernels": "kernels"},
     ext_modules=[
         Extension(
             "inference_accel.postprocess._sparse_native",
@@ -17,5 +25,5 @@ setup(
             libraries=["m"],
             optional=True,  # no compiler: the install still works, numpy runs instead
         )
-    ]
+    ],
 )

@@ -44,3 +44,7 @@ class InvalidMaskError(InferenceAccelError, ValueError):
 
 class EngineBuildError(InferenceAccelError, RuntimeError):
     """A TensorRT engine cannot be built here (no builder, a failed build)."""
+
+
+class MissingDependencyError(InferenceAccelError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from inference_accel import extras
 from inference_accel.flags import Flags
 from inference_accel.models.source import ModelSource
 
@@ -17,7 +18,7 @@ def default_device() -> str:
     """``cuda`` when torch sees a GPU and onnxruntime has its CUDA provider, else ``cpu``."""
     if not torch.cuda.is_available():
         return "cpu"
-    import onnxruntime as ort
+    ort = extras.onnxruntime()
 
     return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
 

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inference_accel import extras
 from inference_accel.engine.base import Buffers
 from inference_accel.engine.io_spec import check_io
 from inference_accel.errors import InvalidModelError, ModelNotFoundError
 
 
 def choose_providers(device: str) -> list[str]:
-    import onnxruntime as ort
+    ort = extras.onnxruntime()
 
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -38,7 +39,7 @@ class OnnxRuntimeEngine:
     """An RF-DETR-Seg ONNX model on onnxruntime, with ``slots`` buffer sets."""
 
     def __init__(self, path: str | Path, device: str = "cpu", slots: int = 1, threads: int | None = None):
-        import onnxruntime as ort
+        ort = extras.onnxruntime()
 
         path = Path(path)
         if not path.is_file():
