@@ -209,11 +209,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    verbose_help = "show our debug lines, tracebacks, and the third-party warnings and logs hidden by default"
     parser = argparse.ArgumentParser(prog="inference-accel", description="Fast, exact RF-DETR segmentation.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging and tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    # -v also after the command name (``inference-accel bench -v``); SUPPRESS keeps
+    # the subcommand's default from resetting a -v given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    bench = sub.add_parser("bench", help="end-to-end fps and per-stage times on a video")
+    bench = sub.add_parser("bench", parents=[common], help="end-to-end fps and per-stage times on a video")
     _add_model_options(bench)
     bench.add_argument("--video", help="sample name (312p, 720p, 1080p, portrait) or a video path; default 1080p sample")
     bench.add_argument("--frames", type=int, default=30, help="timed frames (0 = whole video; default 30)")
@@ -222,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(func=cmd_bench)
 
-    predict = sub.add_parser("predict", help="annotate an image or video and write JSON detections")
+    predict = sub.add_parser("predict", parents=[common], help="annotate an image or video and write JSON detections")
     _add_model_options(predict)
     predict.add_argument("source", nargs="?", help="image or video path, or a sample name; default 1080p sample")
     predict.add_argument("--output", help="annotated output path")
@@ -230,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--frames", type=int, default=0, help="max video frames (0 = all)")
     predict.set_defaults(func=cmd_predict)
 
-    export = sub.add_parser("export", help="build an RF-DETR-Seg model with rfdetr and export ONNX")
+    export = sub.add_parser("export", parents=[common], help="build an RF-DETR-Seg model with rfdetr and export ONNX")
     from inference_accel.models.specs import DEFAULT_MODEL, SEG_MODELS
 
     export.add_argument("--model", choices=sorted(SEG_MODELS), default=DEFAULT_MODEL)
@@ -244,19 +249,53 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--fp16", action="store_true", help="with --tensorrt: FP16 builder flag (TensorRT 10)")
     export.set_defaults(func=cmd_export)
 
-    doctor = sub.add_parser("doctor", help="what is installed and which fast paths are active, and why")
+    doctor = sub.add_parser("doctor", parents=[common], help="what is installed and which fast paths are active, and why")
     _add_model_options(doctor)
     doctor.set_defaults(func=cmd_doctor)
     return parser
 
 
+class _OwnLinesFormatter(logging.Formatter):
+    """Our own log lines: ``inference-accel: ...``, with ``warning:`` / ``error:`` / ``debug:`` where it applies."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno == logging.INFO:
+            return f"inference-accel: {message}"
+        return f"inference-accel: {record.levelname.lower()}: {message}"
+
+
+def configure_output(verbose: bool = False) -> None:
+    """Logging and third-party output of a CLI run.
+
+    Our ``inference_accel`` logger prints its INFO lines (what a command is
+    doing: exporting a model, rendering a sample video) and warnings to
+    stderr; ``-v`` adds our DEBUG lines, lets other libraries' INFO records
+    through and turns off the silencing of third-party warnings around the
+    model build/export (:func:`~inference_accel.models.export.quiet_third_party`).
+    """
+    from inference_accel.models.export import show_third_party_output
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OwnLinesFormatter())
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    show_third_party_output(verbose)
+    if verbose:
+        from inference_accel.workers import CPU_BUDGET
+
+        logger.debug("CPUs usable: %s", CPU_BUDGET.describe())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_output(args.verbose)
     try:
         return args.func(args)
     except InferenceAccelError as exc:

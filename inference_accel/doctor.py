@@ -94,7 +94,16 @@ def doctor_report(flags: Flags) -> str:
         if op == "postprocess":
             lines.append(f"  (cpu executor: {_cpu_postprocess_executor()})")
     lines.append("  (whole-frame graphs also need a TensorRT engine: onnxruntime's run cannot be captured)")
+    lines += ["", *_threads_lines()]
     return "\n".join(lines)
+
+
+def _threads_lines() -> list[str]:
+    """Usable CPUs, where the number came from, and each CPU pool's size."""
+    from inference_accel.workers import CPU_BUDGET, pool_sizes
+
+    lines = [f"CPUs usable: {CPU_BUDGET.describe()}", "thread pools (CPU paths):"]
+    return lines + [f"  {name:<16} {rule}" for name, rule in pool_sizes().items()]
 
 
 def _cpu_postprocess_executor() -> str:

@@ -124,19 +124,28 @@ def read_postproc_native(environ: Mapping[str, str] | None = None) -> bool:
     return True if raw.strip() == "" else parse_bool(POSTPROC_NATIVE_FLAG, raw)
 
 
-def read_postproc_threads(environ: Mapping[str, str] | None = None) -> int | None:
+def read_postproc_threads(environ: Mapping[str, str] | None = None, usable: int | None = None) -> int | None:
     """``INFERENCE_ACCEL_POSTPROC_THREADS``: worker threads of the CPU postprocessing (None: measured default).
+
+    Bounded: 1 to 4 per usable CPU (``usable``, default: this process's, see
+    :mod:`inference_accel.workers`), never above 256; anything else is a
+    :class:`FlagValueError` naming the flag.
 
     >>> read_postproc_threads({"INFERENCE_ACCEL_POSTPROC_THREADS": "2"})
     2
     """
+    from inference_accel.workers import CPU_THREADS, MAX_THREADS_PER_CPU, max_threads
+
     raw = (os.environ if environ is None else environ).get(POSTPROC_THREADS_FLAG, "")
     if raw.strip() == "":
         return None
+    usable = CPU_THREADS if usable is None else usable
+    cap = max_threads(usable)
+    allowed = f"use 1 to {cap} ({MAX_THREADS_PER_CPU} per usable CPU, {usable} usable here, 256 at most)"
     try:
         threads = int(raw.strip())
     except ValueError:
-        raise FlagValueError(f"{POSTPROC_THREADS_FLAG}={raw!r} is not an integer; use 1 or more") from None
-    if threads < 1:
-        raise FlagValueError(f"{POSTPROC_THREADS_FLAG}={raw!r} is out of range; use 1 or more")
+        raise FlagValueError(f"{POSTPROC_THREADS_FLAG}={raw!r} is not an integer; {allowed}") from None
+    if not 1 <= threads <= cap:
+        raise FlagValueError(f"{POSTPROC_THREADS_FLAG}={raw!r} is out of range; {allowed}")
     return threads

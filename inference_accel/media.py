@@ -82,6 +82,7 @@ def build_sample_video(name: str = DEFAULT_SAMPLE, frames: int = SAMPLE_FRAMES, 
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = SAMPLE_SIZES[name]
+    logger.info("rendering sample video %s (%d frames, %dx%d; once) -> %s", name, frames, w, h, path)
     partial = path.with_suffix(".partial.mp4")
     writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), SAMPLE_FPS, (w, h))
     if not writer.isOpened():

@@ -1,9 +1,12 @@
 """End to end: the commands a newcomer types, on the real seg-nano model and sample video."""
 
+import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -69,3 +72,111 @@ def test_every_seg_size_is_selectable_for_export():
         assert parser.parse_args(["export", "--model", name]).model == name
     with pytest.raises(SystemExit):
         parser.parse_args(["export", "--model", "seg-huge"])
+
+
+# -- a quiet first run: third-party noise hidden at the call sites, -v shows it --------
+def _scriptable(x):
+    return x + 1
+
+
+def _branchy(x):
+    return x * 2 if bool(x.sum() > 0) else x
+
+
+def _trigger_third_party_noise():
+    """The real third-party calls behind the first run's wall of output, plus one warning of ours."""
+    import torch
+    from rfdetr.config import RFDETRSegNanoConfig
+
+    torch.jit.script(_scriptable)  # FutureWarning: torch.jit.script is deprecated (rfdetr's import does this)
+    torch.jit.trace(_branchy, torch.ones(2))  # TracerWarning: tensor to Python boolean
+    RFDETRSegNanoConfig(pretrain_weights=None)  # PretrainWeightsCompatibilityWarning
+    logging.getLogger("rf-detr").warning("Using a different number of positional encodings than DINOv2")
+    logging.getLogger("rf-detr").error("a real rf-detr error")
+    warnings.warn("a warning of some other code", UserWarning)
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+@pytest.fixture
+def capture_third_party():
+    """Run the noisy calls; return (warning category names, rf-detr log levels) that got through."""
+    pytest.importorskip("rfdetr.config")
+    logger = logging.getLogger("rf-detr")
+    handler = _Records()
+    logger.addHandler(handler)
+
+    def capture(scope=contextlib.nullcontext):
+        handler.records.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with scope():
+                _trigger_third_party_noise()
+        return {type(w.message).__name__ for w in caught}, [r.levelname for r in handler.records]
+
+    yield capture
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+def restore_output_state(monkeypatch):
+    from inference_accel.models import export
+
+    ours = logging.getLogger("inference_accel")
+    saved = (list(ours.handlers), ours.propagate, ours.level)
+    monkeypatch.setattr(export, "_show_third_party", False)
+    yield
+    ours.handlers[:], ours.propagate = saved[0], saved[1]
+    ours.setLevel(saved[2])
+
+
+NOISE = {"FutureWarning", "TracerWarning", "PretrainWeightsCompatibilityWarning"}
+
+
+def test_silencing_is_scoped_to_the_call_sites(capture_third_party, restore_output_state):
+    from inference_accel.models.export import quiet_third_party
+
+    before, logged_before = capture_third_party()
+    assert NOISE <= before and "UserWarning" in before and logged_before == ["WARNING", "ERROR"]
+
+    inside, logged_inside = capture_third_party(quiet_third_party)
+    assert not (NOISE & inside), inside
+    assert "UserWarning" in inside  # other code's warnings still show
+    assert logged_inside == ["ERROR"]  # rf-detr's errors still show
+
+    after, logged_after = capture_third_party()  # not global: everything is back after the scope
+    assert NOISE <= after and logged_after == ["WARNING", "ERROR"]
+
+
+def test_verbose_is_accepted_and_shows_third_party_output(capture_third_party, restore_output_state):
+    from inference_accel.cli import configure_output
+    from inference_accel.models.export import quiet_third_party
+
+    parser = build_parser()
+    assert parser.parse_args(["-v", "bench"]).verbose and parser.parse_args(["bench", "--verbose"]).verbose
+    assert parser.parse_args(["export", "-v"]).verbose and not parser.parse_args(["doctor"]).verbose
+
+    configure_output(verbose=True)
+    shown, logged = capture_third_party(quiet_third_party)
+    assert NOISE <= shown and logged == ["WARNING", "ERROR"]
+    assert logging.getLogger("inference_accel").isEnabledFor(logging.DEBUG)
+
+    configure_output(verbose=False)
+    hidden, logged = capture_third_party(quiet_third_party)
+    assert not (NOISE & hidden) and logged == ["ERROR"]
+    assert not logging.getLogger("inference_accel").isEnabledFor(logging.DEBUG)
+
+
+def test_verbose_doctor_prints_our_debug_lines():
+    quiet = run_cli("doctor")
+    loud = run_cli("doctor", "-v")
+    assert "debug:" not in quiet.stderr
+    assert "inference-accel: debug: CPUs usable:" in loud.stderr
+    assert "thread pools" in quiet.stdout and "CPUs usable:" in quiet.stdout

@@ -43,7 +43,7 @@ def test_cli_overrides_environment():
         resolve_flags(pipeline_depth=5, environ={})
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5", "1000000"])
 def test_bad_postproc_threads_is_a_clear_error(value):
     from inference_accel.flags import POSTPROC_THREADS_FLAG, read_postproc_threads
 

@@ -29,7 +29,9 @@ import os
 import shutil
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from inference_accel.errors import InferenceAccelError, ModelNotFoundError
 from inference_accel.models.cache import cached_model_path
@@ -43,6 +45,63 @@ DEMO_SEED = 0
 
 def sidecar_path(onnx_path: str | os.PathLike[str]) -> Path:
     return Path(onnx_path).with_suffix(".json")
+
+
+# -- third-party output of a build and export ---------------------------------
+# rfdetr and torch print a wall of warnings and log lines while we build and
+# export a model, none of them actionable for our users (we say what matters
+# ourselves: random weights and why). They are silenced only around our calls
+# into them (:func:`quiet_third_party`), never process-wide; ``-v`` shows them.
+QUIET_LOGGERS = ("rf-detr",)  # rfdetr's own logger (INFO to stdout, WARNING to stderr)
+_show_third_party = False
+
+
+def show_third_party_output(show: bool = True) -> None:
+    """Let :func:`quiet_third_party` pass everything through (the CLI's ``-v``)."""
+    global _show_third_party
+    _show_third_party = bool(show)
+
+
+class _ErrorsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+@contextmanager
+def quiet_third_party() -> Iterator[None]:
+    """Hide the third-party warnings and log lines that building/exporting a model triggers, in this scope only.
+
+    Hidden: torch.jit's ``TracerWarning`` (one per Python branch of rfdetr's
+    forward) and torch's ``FutureWarning`` (``torch.jit.script`` is
+    deprecated, raised while rfdetr is imported; the legacy ONNX exporter);
+    rfdetr's ``PretrainWeightsCompatibilityWarning`` (``pretrain_weights=None``:
+    we say ourselves that the weights are random); records below ERROR of
+    rfdetr's ``rf-detr`` logger (positional-encoding and patch-size notes,
+    "Exporting model to onnx format"). Errors still show. The logger is
+    quieted with a filter rather than its level because rfdetr sets that
+    level itself when it is first imported, which may happen inside this
+    scope. Everything passes through after :func:`show_third_party_output`.
+    """
+    if _show_third_party:
+        yield
+        return
+    import torch
+
+    quiet = _ErrorsOnly()
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+        # rfdetr.config.PretrainWeightsCompatibilityWarning (a UserWarning
+        # subclass), matched by message so rfdetr need not be imported here.
+        warnings.filterwarnings("ignore", message=r".* was instantiated with pretrain_weights=None", category=UserWarning)
+        for log in loggers:
+            log.addFilter(quiet)
+        try:
+            yield
+        finally:
+            for log in loggers:
+                log.removeFilter(quiet)
 
 
 def _build(name: str, checkpoint: str | None):
@@ -104,29 +163,26 @@ def export_model(
     spec = SEG_MODELS[name]
     destination = Path(output) if output is not None else cached_model_path(name)
     random_init = checkpoint is None
+    logger.info("building %s with rfdetr and exporting it to ONNX (a minute or more on a small CPU)", name)
     if random_init:
         logger.warning(
-            "no checkpoint given: building %s from RANDOM initialisation (no network here to fetch "
-            "published weights); detections will be meaningless%s",
+            "%s gets RANDOM weights: there is no network here to fetch the published checkpoint, so its "
+            "detections are meaningless%s. For real weights: inference-accel export --model %s --checkpoint FILE.pth",
             name,
-            ", demo-calibrated to produce some" if demo_calibration else "",
+            " (demo-calibrated so that some appear)" if demo_calibration else "",
+            name,
         )
-    model = _build(name, checkpoint)
-    shift = demo_calibrate(model, spec.input_size) if random_init and demo_calibration else None
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=destination.parent) as scratch:
-        import torch
-
-        with warnings.catch_warnings():
-            # torch.jit's tracer warns on every Python branch of rfdetr's
-            # forward (dozens of lines): noise for a one-time export.
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+    with quiet_third_party():
+        model = _build(name, checkpoint)
+        shift = demo_calibrate(model, spec.input_size) if random_init and demo_calibration else None
+        with tempfile.TemporaryDirectory(dir=destination.parent) as scratch:
             model.export(output_dir=scratch, verbose=False)
-        produced = sorted(Path(scratch).glob("*.onnx"))
-        if not produced:
-            raise InferenceAccelError(f"rfdetr export wrote no .onnx file into {scratch}")
-        shutil.move(str(produced[0]), destination)
+            produced = sorted(Path(scratch).glob("*.onnx"))
+            if not produced:
+                raise InferenceAccelError(f"rfdetr export wrote no .onnx file into {scratch}")
+            shutil.move(str(produced[0]), destination)
+    logger.debug("rfdetr exported %s -> %s (class-bias shift %s)", name, destination, shift)
     sidecar = {
         "model": name,
         "input_size": spec.input_size,

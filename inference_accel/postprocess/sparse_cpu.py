@@ -73,7 +73,12 @@ import numpy.typing as npt
 import supervision as sv
 import torch
 
-from inference_accel.flags import POSTPROC_NATIVE_FLAG, read_postproc_native, read_postproc_threads
+from inference_accel.flags import (
+    POSTPROC_NATIVE_FLAG,
+    POSTPROC_THREADS_FLAG,
+    read_postproc_native,
+    read_postproc_threads,
+)
 from inference_accel.postprocess.crop_rle import (
     CropRuns,
     build_compact_mask,
@@ -475,22 +480,53 @@ def mask_crop_runs_native(window: np.ndarray, t: PlacementTables, arith: str) ->
 
 
 # -- image level ----------------------------------------------------------------
+# Default worker threads of the CPU postprocessing (no override): the
+# compiled executor takes one thread per NATIVE_MASKS_PER_THREAD masks from
+# 2 * NATIVE_MASKS_PER_THREAD masks on; the numpy executor takes a second
+# thread only for 4K-size frames with NUMPY_4K_MIN_MASKS masks or more.
+NATIVE_MASKS_PER_THREAD = 4
+NUMPY_4K_AREA = 4_000_000
+NUMPY_4K_MIN_MASKS = 16
+NUMPY_MAX_THREADS = 2
+
+
 def _threads(n: int, frame_area: int, native: bool) -> int:
     """Worker threads: ``INFERENCE_ACCEL_POSTPROC_THREADS``, else measured defaults.
 
-    Measured (docs/bench/postprocess.md): the compiled executor releases the
-    GIL, so two threads pay once there are a few masks; numpy holds the GIL
-    for much of its work, so there a second thread only pays when the
-    per-mask arrays are large (4K frames).
+    Measured on 2 cores (docs/bench/postprocess.md): the compiled executor
+    releases the GIL, so two threads pay from 8 masks on (4 masks a
+    thread); with more usable CPUs it keeps that share, one thread per 4
+    masks up to :data:`~inference_accel.workers.CPU_THREADS` (8 masks -> 2,
+    64 masks -> 16 on a 16-CPU machine; unmeasured beyond 2 cores). numpy
+    holds the GIL for much of its work, so there a second thread only pays
+    when the per-mask arrays are large (4K frames, 16+ masks), and it stays
+    at most 2: more threads would mostly wait for the GIL. On 2 CPUs both
+    rules give the measured 2.
     """
     override = read_postproc_threads()
     if override is not None:
         return override
-    if (native and n >= 8) or (frame_area >= 4_000_000 and n >= 16):
-        return CPU_THREADS
+    if native and n >= 2 * NATIVE_MASKS_PER_THREAD:
+        return max(1, min(CPU_THREADS, n // NATIVE_MASKS_PER_THREAD))
+    if not native and frame_area >= NUMPY_4K_AREA and n >= NUMPY_4K_MIN_MASKS:
+        return max(1, min(CPU_THREADS, NUMPY_MAX_THREADS))
     return 1
 
 
+def threads_rule(native: bool) -> str:
+    """The default thread count of :func:`_threads` in words, for ``inference-accel doctor``."""
+    override = read_postproc_threads()
+    if override is not None:
+        return f"{override} thread(s) ({POSTPROC_THREADS_FLAG}={override})"
+    if native:
+        return (
+            f"up to {CPU_THREADS} thread(s): compiled helper, 1 thread per {NATIVE_MASKS_PER_THREAD} masks "
+            f"from {2 * NATIVE_MASKS_PER_THREAD} masks on ({POSTPROC_THREADS_FLAG} overrides)"
+        )
+    return (
+        f"up to {min(CPU_THREADS, NUMPY_MAX_THREADS)} thread(s): numpy executor, 2 threads only on 4K frames with "
+        f"{NUMPY_4K_MIN_MASKS}+ masks ({POSTPROC_THREADS_FLAG} overrides)"
+    )
 
 
 def sparse_masks(
@@ -516,8 +552,10 @@ def sparse_masks(
     n = windows.shape[0]
     threads = _threads(n, frame_hw[0] * frame_hw[1], native) if threads is None else threads
     if threads > 1 and n >= 8:
-        chunks = np.array_split(np.arange(n), threads)
-        parts = pool("postprocess-cpu", threads).map(
+        # One pool of a stable size (the CPUs, or a larger explicit count);
+        # the number of chunks is this call's parallelism.
+        chunks = np.array_split(np.arange(n), min(threads, n))
+        parts = pool("postprocess-cpu", max(threads, CPU_THREADS)).map(
             lambda idx: [per_mask(windows[i], t, arith) for i in idx], chunks
         )
         crops = [c for part in parts for c in part]

@@ -8,18 +8,19 @@ Same result as the reference chain (``reference.py``), with less work:
 - **No full-frame copy of our own.** The frame goes into Pillow band by band
   (``Image.fromarray`` on contiguous row bands, ``Image.frombuffer`` with a
   row stride on column bands); Pillow's own unpack into its image memory is
-  the only full-frame copy, and it runs on both cores.
-- **Both passes on both cores.** Pillow's two passes are separable: the
+  the only full-frame copy, and it runs on all usable cores.
+- **Both passes on all usable cores** (2 on the measured 2-core machine;
+  :func:`_parts` sizes the bands, :mod:`inference_accel.workers` counts the cores). Pillow's two passes are separable: the
   horizontal pass of a row band, or the vertical pass of a column band, is
   Pillow's own resize of that band with the other axis unchanged (Pillow
   skips a pass whose size does not change), so each band is byte-exact.
-  Pillow releases the GIL while it resamples, so two threads run two bands
+  Pillow releases the GIL while it resamples, so N threads run N bands
   at once. The pass order is the installed Pillow's
   (``pillow_resize.pass_sizes``).
 - **One fused write.** ``/ 255`` and the mean/std normalisation become a
   256-entry float table per channel, computed with the reference's own
   float32 operations (bit-identical), applied with ``np.take`` directly into
-  ``out[index, c]`` (fp32 or fp16) for the canvas region, by two threads.
+  ``out[index, c]`` (fp32 or fp16) for the canvas region, by the same threads.
 
 >>> import numpy as np, torch
 >>> from inference_accel.preprocess.geometry import plan_geometry
@@ -44,6 +45,7 @@ from inference_accel.workers import CPU_THREADS, pool
 OUT_DTYPES = (torch.float32, torch.float16)
 # Below this many source pixels a second thread costs more than it saves.
 PARALLEL_MIN_PIXELS = 1 << 16
+# Default threads: the usable CPUs (see inference_accel.workers).
 THREADS = CPU_THREADS
 
 _luts: dict[torch.dtype, np.ndarray] = {}
@@ -73,6 +75,31 @@ def normalization_lut(dtype: torch.dtype = torch.float32) -> np.ndarray:
         lut.setflags(write=False)
         _luts[dtype] = lut
     return lut
+
+
+def _parts(threads: int, pixels: int, min_pixels: int) -> int:
+    """Bands for ``pixels`` of work on up to ``threads`` threads.
+
+    Measured on 2 cores: two bands pay from ``min_pixels`` pixels on (the
+    thresholds below). With more threads each band beyond the second also
+    gets at least ``min_pixels`` pixels, so a small frame is not cut into
+    slivers whose dispatch costs more than their work; on 2 cores this is
+    exactly the measured rule (2 bands from ``min_pixels`` on, else 1).
+
+    >>> _parts(2, 70_000, 1 << 16), _parts(16, 70_000, 1 << 16), _parts(16, 2_073_600, 1 << 16)
+    (2, 2, 16)
+    """
+    if threads <= 1 or pixels < min_pixels:
+        return 1
+    return min(threads, max(2, pixels // min_pixels))
+
+
+def threads_rule() -> str:
+    """The default thread count in words, for ``inference-accel doctor``."""
+    return (
+        f"up to {THREADS} thread(s): 2 bands from {PARALLEL_MIN_PIXELS} source pixels on, "
+        f"then 1 more band per {PARALLEL_MIN_PIXELS} pixels"
+    )
 
 
 def _bands(n: int, parts: int) -> list[tuple[int, int]]:
@@ -107,7 +134,7 @@ def resize_frame(frame: np.ndarray, out_hw: tuple[int, int], threads: int = THRE
     passes = pillow_resize.pass_sizes((in_h, in_w), (out_h, out_w))
     if not passes:
         return frame
-    parts = threads if in_h * in_w >= PARALLEL_MIN_PIXELS else 1
+    parts = _parts(threads, in_h * in_w, PARALLEL_MIN_PIXELS)
 
     # First pass: read the frame band by band.
     if passes[0] == "h":
@@ -136,7 +163,7 @@ def resize_frame(frame: np.ndarray, out_hw: tuple[int, int], threads: int = THRE
 
     # Second pass on the (smaller) intermediate, split along the other axis.
     mw, mh = mid.size
-    second_parts = parts if mw * mh >= PARALLEL_MIN_PIXELS // 4 else 1
+    second_parts = _parts(parts, mw * mh, PARALLEL_MIN_PIXELS // 4)
     if passes[1] == "v":
 
         def second(c0: int, c1: int) -> tuple[Image.Image, tuple[int, int]]:
@@ -180,7 +207,7 @@ def write_normalized(
     x0, y0, x1, y1 = geometry.content
     cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, iw), min(y1, ih)
     padded = (cx0, cy0, cx1, cy1) != (0, 0, iw, ih)
-    rows = _bands(cy1 - cy0, threads if (cy1 - cy0) * (cx1 - cx0) >= 1 << 15 else 1)
+    rows = _bands(cy1 - cy0, _parts(threads, (cy1 - cy0) * (cx1 - cx0), 1 << 15))
 
     def write(r0: int, r1: int) -> None:
         for c in range(3):
