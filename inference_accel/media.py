@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from inference_accel import extras
 from inference_accel.errors import UnreadableMediaError
 from inference_accel.models.cache import cache_dir
 
@@ -36,8 +37,7 @@ _PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "cam
 
 
 def _photo(name: str) -> np.ndarray:
-    from skimage import data
-
+    data = extras.require("skimage.data", "demo", "the bundled sample media")
     image = getattr(data, name)()
     if image.ndim == 2:
         image = np.stack([image] * 3, axis=-1)

@@ -35,3 +35,19 @@ def test_a_broken_install_keeps_its_own_error(monkeypatch, tmp_path):
 
 def test_present_module_is_returned():
     assert extras.require("json", "dev", "a test").dumps([1]) == "[1]"
+
+
+def test_missing_rfdetr_names_the_export_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rfdetr", None)
+    from inference_accel.models import export
+
+    with pytest.raises(MissingDependencyError, match=r'inference-accel\[export\]'):
+        export._build("seg-nano", None)
+
+
+def test_missing_scikit_image_names_the_demo_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    from inference_accel import media
+
+    with pytest.raises(MissingDependencyError, match=r'inference-accel\[demo\]'):
+        media.panorama((8, 8))

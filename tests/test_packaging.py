@@ -58,8 +58,18 @@ def _package_sources() -> list[Path]:
     return sorted((ROOT / "inference_accel").rglob("*.py")) + sorted((ROOT / "kernels").glob("*.py"))
 
 
+def _is_require_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call) or not node.args:
+        return False
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    return name == "require" and isinstance(first, ast.Constant) and isinstance(first.value, str)
+
+
 def _imported_top_level_modules() -> dict[str, set[str]]:
-    """Third-party top-level modules the package imports -> the files importing them."""
+    """Third-party top-level modules the package imports (statements and
+    ``extras.require`` calls) -> the files importing them."""
     stdlib = set(sys.stdlib_module_names)
     found: dict[str, set[str]] = {}
     for path in _package_sources():
@@ -68,6 +78,8 @@ def _imported_top_level_modules() -> dict[str, set[str]]:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
+            elif _is_require_call(node):  # extras.require("module", "extra", ...)
+                names = [node.args[0].value]
             else:
                 continue
             for name in names:

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from inference_accel import extras
 from inference_accel.errors import InferenceAccelError, ModelNotFoundError
 from inference_accel.models.cache import cached_model_path
 from inference_accel.models.specs import COCO_CLASS_NAMES, SEG_MODELS
@@ -106,7 +107,7 @@ def quiet_third_party() -> Iterator[None]:
 
 def _build(name: str, checkpoint: str | None):
     import torch
-    import rfdetr
+    rfdetr = extras.require("rfdetr", "export", "building an RF-DETR model")
 
     spec = SEG_MODELS[name]
     model_class = getattr(rfdetr, spec.rfdetr_class)
@@ -126,7 +127,7 @@ def demo_calibrate(model, input_size: int) -> float:
     import cv2
     import numpy as np
     import torch
-    from skimage import data as skdata
+    skdata = extras.require("skimage.data", "demo", "demo-calibrating a random-weight model")
 
     from inference_accel.preprocess.reference import preprocess_reference
 
