@@ -68,8 +68,12 @@ out_side = st.one_of(st.integers(1, 3), st.integers(1, 160), st.integers(160, 40
 @st.composite
 def resize_case(draw):
     """(image, out_hw) covering up/downscale, 1-pixel sides, landscape, portrait, both orders."""
-    kind = draw(st.sampled_from(["any", "any", "portrait-reduce", "landscape"]))
-    if kind == "portrait-reduce":  # Pillow 13 goes vertical first here
+    kind = draw(st.sampled_from(["any", "any", "portrait-reduce", "landscape", "tall-narrow"]))
+    if kind == "tall-narrow":  # around Pillow 12.2/12.3's split at in_h > 100 * in_w
+        in_w = draw(st.integers(1, 4))
+        in_h = draw(st.integers(100 * in_w - 2, 100 * in_w + 40))
+        out_h, out_w = draw(out_side), draw(out_side)
+    elif kind == "portrait-reduce":  # Pillow 13 goes vertical first here
         out_w = draw(st.integers(1, 150))
         in_w = draw(st.integers(max(1, out_w - 20), out_w + 40))
         out_h = draw(st.integers(1, 150))
@@ -114,6 +118,9 @@ def test_pass_order_rule_matches_installed_pillow():
         ((300, 40), (100, 10)),
         ((40, 300), (10, 100)),
         ((50, 60), (20, 20)),
+        ((1000, 3), (312, 312)),  # a few pixels wide: vertical first on 12.2/12.3 and 13
+        ((201, 2), (199, 1)),  # vertical first on 12.2/12.3 only
+        ((300, 3), (100, 4)),  # 300 is not > 100 * 3: vertical first on 13 only
     ]:
         image = rng.integers(0, 256, in_hw + (3,), dtype=np.uint8)
         h_first = pil_two_step(image, out_hw, vertical_first=False)
@@ -122,14 +129,20 @@ def test_pass_order_rule_matches_installed_pillow():
         expected = v_first if pillow_resize.vertical_first(in_hw, out_hw) else h_first
         np.testing.assert_array_equal(pil_resize(image, out_hw), expected)
         seen[pillow_resize.vertical_first(in_hw, out_hw)] += 1
-    if pillow_resize.pillow_version()[0] >= 13:
+    if pillow_resize.pillow_version() >= (12, 2):  # both orders occur from 12.2 on
         assert seen[True] >= 2 and seen[False] >= 2
 
 
 def test_pass_order_by_version():
+    """The table's rules on explicit releases (``test_pillow_pass_order.py`` has the full set)."""
     assert pillow_resize.vertical_first((1920, 1080), (312, 312), "13.0.0")
+    assert not pillow_resize.vertical_first((1920, 1080), (312, 312), "12.3.0")
     assert not pillow_resize.vertical_first((1920, 1080), (312, 312), "12.1.0")
     assert not pillow_resize.vertical_first((1080, 1920), (312, 312), "13.0.0")
+    assert pillow_resize.vertical_first((1000, 3), (312, 312), "12.3.0")
+    assert not pillow_resize.vertical_first((1000, 3), (312, 312), "12.1.1")
+    assert pillow_resize.vertical_first((201, 2), (199, 1), "12.3.0")
+    assert not pillow_resize.vertical_first((201, 2), (199, 1), "13.0.0")
     assert pillow_resize.pass_sizes((10, 10), (10, 10)) == ()
     assert pillow_resize.pass_sizes((10, 20), (10, 5)) == ("h",)
 

@@ -121,10 +121,33 @@ def test_kernel_both_pass_orders_equal_pillow_in_that_order(vertical_first):
     assert not torch.equal(h_first, v_first), "case does not tell the orders apart"
     out = run_kernel(frame, out_hw, vertical_first=vertical_first)
     assert torch.equal(out[0], v_first if vertical_first else h_first)
-    # Without an override the kernel follows the installed Pillow.
+    # Without an override the kernel follows the installed Pillow, whichever order that is.
+    installed = expected_tensor(frame[:, :, ::-1], out_hw)
     default = run_kernel(frame, out_hw)
-    assert torch.equal(default[0], expected_tensor(frame[:, :, ::-1], out_hw))
-    assert pillow_resize.vertical_first(frame.shape[:2], out_hw) == (pillow_resize.pillow_version()[0] >= 13)
+    assert torch.equal(default[0], installed)
+    assert pillow_resize.vertical_first(frame.shape[:2], out_hw) == torch.equal(installed, v_first)
+
+
+@pytest.mark.parametrize(
+    "in_hw,out_hw,releases_disagree",
+    [
+        ((201, 2), (199, 1), True),  # 12.2/12.3: vertical first (201 > 100 * 2); 13: horizontal (2 <= 2 * 1)
+        ((300, 3), (100, 4), True),  # 12.3: horizontal first (300 is not > 100 * 3); 13: vertical
+        ((401, 4), (100, 9), False),  # a few pixels wide, upscaled across, reduced down: vertical on both
+    ],
+)
+def test_kernel_tall_narrow_frames_follow_the_installed_pillow(in_hw, out_hw, releases_disagree):
+    """Pass-order geometries of 12.3 and 13, against the installed Pillow's own bytes."""
+    frame = np.random.default_rng(12).integers(0, 256, in_hw + (3,), dtype=np.uint8)
+    rgb = frame[:, :, ::-1]
+    h_first = expected_tensor(rgb, out_hw, vertical_first=False)
+    v_first = expected_tensor(rgb, out_hw, vertical_first=True)
+    assert not torch.equal(h_first, v_first), "case does not tell the orders apart"
+    disagree = pillow_resize.vertical_first(in_hw, out_hw, "12.3.0") != pillow_resize.vertical_first(in_hw, out_hw, "13.0.0")
+    assert disagree == releases_disagree
+    installed = expected_tensor(rgb, out_hw)
+    assert torch.equal(installed, v_first) == pillow_resize.vertical_first(in_hw, out_hw)
+    assert torch.equal(run_kernel(frame, out_hw)[0], installed)
 
 
 def test_kernel_fp16_batch_index_and_untouched_slots():

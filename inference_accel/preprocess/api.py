@@ -24,7 +24,13 @@ Per-input preconditions, checked on every call (:data:`INPUT_PRECONDITIONS`):
 - triton: ``out`` is float32 or float16 on a CUDA device (or on the CPU
   while ``TRITON_INTERPRET=1``), and the frame has fewer than ``2**31`` bytes
   (int32 offsets in the kernel);
-- cpu: ``out`` is float32 or float16 on the CPU.
+- cpu: ``out`` is float32 or float16 on the CPU;
+- triton and cpu: the installed Pillow runs this geometry's two resize passes
+  in the order ``pillow_resize.vertical_first`` predicts, which is what both
+  paths compute (:func:`pillow_resize.pass_order_mismatch`: Pillow's own bytes
+  on a probe of the frame's size, once per (frame size, resized size); about
+  26 ms for the first 4K frame, ~4 us after). A geometry where they
+  disagree goes to the reference path.
 
 An input a fast path cannot take goes to the next implementation, with a
 warning logged once per reason. A Triton compile or launch error switches the
@@ -52,6 +58,7 @@ import torch
 from inference_accel import dispatch
 from inference_accel.flags import PREPROC_FLAG, Flags, read_flags
 from inference_accel.frames import validate_frame
+from inference_accel.preprocess import pillow_resize
 from inference_accel.preprocess.geometry import Geometry, plan_geometry
 from inference_accel.preprocess.reference import preprocess_reference
 
@@ -98,6 +105,11 @@ dispatch.register(dispatch.Implementation(OP, REFERENCE, 0, _check_reference))
 
 
 # -- per-input preconditions -------------------------------------------------
+def _pass_order_input(frame: np.ndarray, geometry: Geometry) -> str | None:
+    """Both fast paths resize in ``pillow_resize``'s predicted order: is it the installed Pillow's?"""
+    return pillow_resize.pass_order_mismatch(frame.shape[:2], geometry.resized_hw)
+
+
 def _triton_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str | None:
     from inference_accel.preprocess.triton_launch import interpreter_active
 
@@ -107,7 +119,7 @@ def _triton_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> s
         return f"out is on {out.device}; the Triton kernel writes CUDA tensors"
     if frame.nbytes >= MAX_TRITON_FRAME_BYTES:
         return f"frame has {frame.nbytes} bytes; the kernel's int32 offsets allow < 2**31"
-    return None
+    return _pass_order_input(frame, geometry)
 
 
 def _cpu_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str | None:
@@ -115,7 +127,7 @@ def _cpu_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str 
         return f"out dtype {out.dtype} is not float32/float16"
     if out.device.type != "cpu":
         return f"out is on {out.device}; the CPU path writes CPU tensors"
-    return None
+    return _pass_order_input(frame, geometry)
 
 
 def _reference_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str | None:
