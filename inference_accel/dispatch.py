@@ -10,6 +10,14 @@ error) is switched off for the process with :func:`disable`, which warns
 once; a fast path that cannot handle one particular input reports it with
 :func:`warn_once` and that input takes the next implementation.
 
+**Whose fault.** :func:`disable` is for faults of the path itself only: a
+Triton compile or launch failure, a failed self-check, an internal error on
+*valid* input. The public entry points check their arguments before any
+implementation runs (:mod:`inference_accel.arguments`), so an invalid
+argument raises a clear error and leaves every path on; and an error that
+the reference shares on the same input is the input's, not the path's, so
+it is raised without disabling anything. :func:`disabled` lists what is off.
+
 >>> from inference_accel.dispatch import register, choose, Implementation
 >>> register(Implementation("demo", "fast", 10, lambda flags: "needs a GPU"))
 >>> register(Implementation("demo", "reference", 0, lambda flags: None))
@@ -87,12 +95,26 @@ def choose(op: str, flags: Any) -> Implementation:
 
 
 def disable(op: str, name: str, reason: str) -> None:
-    """Turn ``op``'s implementation ``name`` off for this process, warning once."""
+    """Turn ``op``'s implementation ``name`` off for this process, warning once.
+
+    Only for a fault of the implementation itself (see "Whose fault" above),
+    never for an invalid argument.
+    """
     with _lock:
         if (op, name) in _disabled:
             return
         _disabled[(op, name)] = f"disabled after a failure: {reason}"
     logger.warning("%s: %s fast path disabled for this process: %s", op, name, reason)
+
+
+def disabled(op: str) -> dict[str, str]:
+    """``op``'s implementations switched off at run time, with the reason.
+
+    >>> disabled("demo")
+    {}
+    """
+    with _lock:
+        return {name: reason for (o, name), reason in _disabled.items() if o == op}
 
 
 def warn_once(key: str, message: str) -> None:

@@ -38,6 +38,10 @@ class FlagValueError(InferenceAccelError, ValueError):
     """An environment flag or CLI option has a value we cannot parse."""
 
 
+class InvalidArgumentError(InferenceAccelError, ValueError):
+    """An argument of a public call is out of its allowed range or of the wrong type."""
+
+
 class InvalidMaskError(InferenceAccelError, ValueError):
     """A mask, RLE or box array is malformed or inconsistent."""
 

@@ -11,7 +11,13 @@ reference), recorded per frame in :class:`FrameResult`.
 With ``pipeline_depth=2`` the engine runs frame *i* in a worker thread while
 the calling thread postprocesses frame *i-1* and decodes and preprocesses
 frame *i+1* into the other buffer slot. Frames come out in order; none is
-dropped.
+dropped. A frame that fails to arrive or to start (the source raises, the
+frame is invalid) ends the stream with that error, but only after every
+frame admitted before it has been finished and yielded, in order.
+
+**Threads.** One pipeline may be shared by many threads; see
+:class:`SegmentationPipeline` (each in-flight call owns a lane of engine
+slots from a pool of ``concurrency`` lanes; :class:`SlotPool`).
 
 On a GPU with a TensorRT engine, both Triton fast paths and CUDA graphs on,
 each frame's whole GPU work is one graph replay
@@ -29,6 +35,8 @@ switches graphs off for the process (one warning naming the reason).
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,14 +47,16 @@ import numpy as np
 import supervision as sv
 
 from inference_accel import dispatch, frame_graph
+from inference_accel.arguments import check_choice, check_positive_int, check_threshold
 from inference_accel.engine.factory import open_engine
+from inference_accel.errors import InvalidModelError
 from inference_accel.flags import Flags, read_flags
 from inference_accel.frames import validate_frame
 from inference_accel.models.source import ModelSource, resolve_model
 from inference_accel.postprocess.api import postprocess, redo_with_reference
 from inference_accel.postprocess.triton_launch import RunsOverflow
 from inference_accel.preprocess.api import preprocess_into
-from inference_accel.preprocess.geometry import Geometry, plan_geometry
+from inference_accel.preprocess.geometry import RESIZE_MODES, Geometry, plan_geometry
 from inference_accel.response import detections_to_response
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "response")
@@ -81,8 +91,112 @@ class _GraphJob:
     times_ms: dict[str, float]
 
 
+class SlotPool:
+    """``lanes`` lanes of ``depth`` engine slots; each in-flight call holds one lane.
+
+    Lane ``i`` owns slots ``i * depth`` to ``i * depth + depth - 1``.
+    :meth:`acquire` blocks until a lane is free, except when every lane is
+    held by the calling thread itself (a call nested inside a stream it
+    holds open): that would wait forever, so it raises instead.
+
+    >>> pool = SlotPool(lanes=2, depth=2)
+    >>> first, second = pool.acquire(), pool.acquire()
+    >>> pool.slots(first), pool.slots(second), pool.free
+    ((0, 1), (2, 3), 0)
+    >>> pool.release(first); pool.free
+    1
+    """
+
+    def __init__(self, lanes: int, depth: int):
+        self.lanes = check_positive_int("lanes", lanes)
+        self.depth = check_positive_int("depth", depth)
+        self._free: deque[int] = deque(range(self.lanes))
+        self._holders: dict[int, int] = {}  # lane -> thread ident
+        self._cond = threading.Condition()
+
+    @property
+    def free(self) -> int:
+        """Lanes free now."""
+        with self._cond:
+            return len(self._free)
+
+    def slots(self, lane: int) -> tuple[int, ...]:
+        """The engine slots of ``lane``."""
+        return tuple(range(lane * self.depth, (lane + 1) * self.depth))
+
+    def acquire(self) -> int:
+        """A free lane (waits for one)."""
+        me = threading.get_ident()
+        with self._cond:
+            while not self._free:
+                if all(holder == me for holder in self._holders.values()):
+                    raise RuntimeError(
+                        f"this thread already holds all {self.lanes} lane(s) of the pipeline (an unfinished "
+                        "run() stream at pipeline depth 2?) and would wait for itself forever; finish or "
+                        "close that stream first, or build the pipeline with a larger concurrency"
+                    )
+                self._cond.wait()
+            lane = self._free.popleft()
+            self._holders[lane] = me
+            return lane
+
+    def release(self, lane: int) -> None:
+        """Give ``lane`` back; one waiting caller takes it."""
+        with self._cond:
+            del self._holders[lane]
+            self._free.append(lane)
+            self._cond.notify()
+
+
+class _Lease:
+    """The lane one call holds while it has frames in flight: taken lazily, given back when idle."""
+
+    def __init__(self, pool: SlotPool):
+        self.pool = pool
+        self.lane: int | None = None
+
+    def slots(self) -> tuple[int, ...]:
+        if self.lane is None:
+            self.lane = self.pool.acquire()
+        return self.pool.slots(self.lane)
+
+    def release(self) -> None:
+        if self.lane is not None:
+            lane, self.lane = self.lane, None
+            self.pool.release(lane)
+
+
 class SegmentationPipeline:
-    """Run RF-DETR-Seg on frames with preallocated buffers and gated fast paths."""
+    """Run RF-DETR-Seg on frames with preallocated buffers and gated fast paths.
+
+    **Threads.** One pipeline may be shared by any number of threads. Each
+    in-flight call (a :meth:`predict`, or a :meth:`run` stream while it has
+    frames in flight) owns one *lane* of engine buffer slots (``depth``
+    slots: 1, or 2 with ``pipeline_depth=2``) from a pool of ``concurrency``
+    lanes, and every per-frame state (geometry, output buffers, whole-frame
+    graph keys) lives in that lane's slots; calls beyond the pool wait for a
+    free lane. ``concurrency=1`` (the default) serialises the calls; the
+    engine holds ``concurrency * depth`` buffer sets. At depth 1 a stream
+    gives its lane back before it yields each frame; at depth 2 it holds
+    its lane from its first frame until its last one is finished or the
+    stream is closed (the next frame is in flight meanwhile), so a call
+    nested in such a stream's loop on the same thread needs a second lane
+    (with none left it raises rather than wait for itself). Answers equal
+    the sequential ones bit for bit (``tests/test_concurrency.py`` checks
+    it on the CPU). On a CUDA device, engine enqueues and whole-frame graph
+    captures/replays are serialised by one lock (the threads share the
+    streams, and a capture must not take in another thread's work); the
+    GPU work itself still overlaps with the other threads' host work. This
+    GPU part has not run on a GPU yet.
+
+    Arguments are checked here, before the model opens: ``threshold`` a
+    real number in [0, 1], ``max_detections`` and ``concurrency`` positive
+    ints, ``resize_mode`` one of ``RESIZE_MODES``; a bad value raises
+    :class:`~inference_accel.errors.InvalidArgumentError` naming it.
+
+    >>> # pipe = SegmentationPipeline(concurrency=4)     # 4 calls in flight at once
+    >>> # with ThreadPoolExecutor(8) as ex: results = list(ex.map(pipe.predict, frames))
+    """
 
     def __init__(
         self,
@@ -94,31 +208,35 @@ class SegmentationPipeline:
         max_detections: int = 300,
         resize_mode: str | None = None,
         build_response: bool = True,
+        concurrency: int = 1,
     ):
+        self.threshold = check_threshold(threshold)
+        self.max_detections = check_positive_int("max_detections", max_detections)
+        self.concurrency = check_positive_int("concurrency", concurrency)
+        if resize_mode is not None:
+            check_choice("resize_mode", resize_mode, RESIZE_MODES)
         self.flags = flags or read_flags()
+        self.depth = check_positive_int("pipeline_depth", self.flags.pipeline_depth)
         self.source: ModelSource = resolve_model(model)
-        self.engine = open_engine(self.source, self.flags, device, slots=self.flags.pipeline_depth)
+        self.engine = open_engine(self.source, self.flags, device, slots=self.concurrency * self.depth)
         spec = self.engine.spec
         if self.source.input_hw is not None and self.source.input_hw != spec.input_hw:
-            from inference_accel.errors import InvalidModelError
-
             raise InvalidModelError(
                 f"model config says input {self.source.input_hw} but the model takes {spec.input_hw}"
             )
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-        self.threshold = threshold
-        self.max_detections = max_detections
         self.resize_mode = resize_mode or self.source.resize_mode
         self.build_response = build_response
         self.class_names = self.source.class_names
+        self._pool = SlotPool(self.concurrency, self.depth)
+        # Threads share the engine's stream and the graphs' side stream on a GPU.
+        self._gpu_order = threading.Lock() if self.engine.device.type == "cuda" else contextlib.nullcontext()
         self.frame_graphs: frame_graph.FrameGraphs | None = None
         self.frame_graph_reason = frame_graph.process_reason(self.flags) or frame_graph.engine_reason(self.engine)
         if self.frame_graph_reason is None:
             self.frame_graphs = frame_graph.FrameGraphs(
                 self.engine,
-                threshold=threshold,
-                max_detections=max_detections,
+                threshold=self.threshold,
+                max_detections=self.max_detections,
                 num_classes=self.source.num_classes,
                 class_names=self.class_names,
             )
@@ -135,7 +253,8 @@ class SegmentationPipeline:
 
     def _infer(self, slot: int, times: dict) -> None:
         start = time.perf_counter()
-        self.engine.run(slot)
+        with self._gpu_order:
+            self.engine.run(slot)
         times["inference"] = (time.perf_counter() - start) * 1e3
 
     def _finish(self, job: _InFlight) -> FrameResult:
@@ -180,7 +299,8 @@ class SegmentationPipeline:
             return None
         start = time.perf_counter()
         try:
-            submitted = graphs.submit(frame, slot, geometry)
+            with self._gpu_order:
+                submitted = graphs.submit(frame, slot, geometry)
         except RunsOverflow as exc:  # this frame's eager run overflowed: not the graph's fault
             dispatch.warn_once(f"{frame_graph.OP}:overflow", f"{frame_graph.OP}: {exc}; frame takes the per-stage path")
             return None
@@ -216,46 +336,88 @@ class SegmentationPipeline:
             impls["postprocess"] = "reference"
         return self._respond(job.index, detections, job.times_ms, impls)
 
+    # -- streaming ------------------------------------------------------------
+    def _admit(
+        self, frames: Iterator[np.ndarray], index: int, lease: _Lease, executor: ThreadPoolExecutor | None
+    ) -> _InFlight | _GraphJob | None:
+        """Take the next frame and start it in this call's lane; None: the frames are exhausted."""
+        start = time.perf_counter()
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return None
+        times = {"decode": (time.perf_counter() - start) * 1e3}
+        validate_frame(frame)
+        slot = lease.slots()[index % self.depth]
+        graphs = self.frame_graphs
+        submitted = self._submit_graph(graphs, frame, slot, times) if graphs is not None else None
+        if submitted is not None:
+            return _GraphJob(index, graphs, submitted, times)
+        impls: dict[str, str] = {}
+        geometry = self._preprocess(frame, slot, times, impls)
+        job = _InFlight(index, slot, geometry, times, impls)
+        if executor is None:
+            self._infer(slot, times)
+        else:
+            job.future = executor.submit(self._infer, slot, times)
+        return job
+
+    def _finish_next(self, pending: deque[_InFlight | _GraphJob], lease: _Lease) -> FrameResult:
+        """Finish the oldest frame; the lane goes back as soon as nothing is in flight."""
+        job = pending.popleft()
+        try:
+            return self._finish_any(job)
+        finally:
+            if not pending:
+                lease.release()
+
+    @staticmethod
+    def _drop(pending: deque[_InFlight | _GraphJob]) -> None:
+        """A stream closed early: wait out its frames still in flight (their slots go back clean)."""
+        while pending:
+            job = pending.popleft()
+            with contextlib.suppress(Exception):
+                if isinstance(job, _GraphJob):
+                    job.graphs.result(job.submitted)  # collects the packet: the graph can replay again
+                elif job.future is not None:
+                    job.future.result()
+
     # -- public API ---------------------------------------------------------
     def predict(self, frame: np.ndarray) -> sv.Detections:
-        """Detections for one BGR uint8 frame."""
-        return next(iter(self.run([frame]))).detections
+        """Detections for one BGR uint8 frame (thread-safe; see the class docstring)."""
+        with contextlib.closing(self.run([frame])) as results:
+            return next(results).detections
 
     def run(self, frames: Iterable[np.ndarray]) -> Iterator[FrameResult]:
-        """Yield one :class:`FrameResult` per frame, in order, overlapping stages at depth 2."""
-        depth = self.flags.pipeline_depth
+        """Yield one :class:`FrameResult` per frame, in order, overlapping stages at depth 2.
+
+        If taking or starting a frame raises (the iterable raises, the frame
+        is invalid), every frame before it is still finished and yielded,
+        in order, and then the error is raised.
+        """
         pending: deque[_InFlight | _GraphJob] = deque()
-        executor = ThreadPoolExecutor(max_workers=1) if depth > 1 else None
+        lease = _Lease(self._pool)
+        executor = ThreadPoolExecutor(max_workers=1) if self.depth > 1 else None
         iterator = iter(frames)
         index = 0
         try:
             while True:
-                start = time.perf_counter()
                 try:
-                    frame = next(iterator)
-                except StopIteration:
+                    job = self._admit(iterator, index, lease, executor)
+                except Exception:
+                    while pending:  # the frames admitted before the error come out first
+                        yield self._finish_next(pending, lease)
+                    raise
+                if job is None:
                     break
-                times = {"decode": (time.perf_counter() - start) * 1e3}
-                impls: dict[str, str] = {}
-                validate_frame(frame)
-                slot = index % depth
-                graphs = self.frame_graphs
-                submitted = self._submit_graph(graphs, frame, slot, times) if graphs is not None else None
-                if submitted is not None:
-                    pending.append(_GraphJob(index, graphs, submitted, times))
-                else:
-                    geometry = self._preprocess(frame, slot, times, impls)
-                    job = _InFlight(index, slot, geometry, times, impls)
-                    if executor is None:
-                        self._infer(slot, times)
-                    else:
-                        job.future = executor.submit(self._infer, slot, times)
-                    pending.append(job)
+                pending.append(job)
                 index += 1
-                if len(pending) >= depth:
-                    yield self._finish_any(pending.popleft())
+                if len(pending) >= self.depth:
+                    yield self._finish_next(pending, lease)
             while pending:
-                yield self._finish_any(pending.popleft())
+                yield self._finish_next(pending, lease)
         finally:
             if executor is not None:
                 executor.shutdown(wait=True)
+            self._drop(pending)
+            lease.release()

@@ -25,10 +25,19 @@ Per-input preconditions (:data:`INPUT_PRECONDITIONS`), checked on every call:
 - cpu: all tensors on the CPU (the pixels reproduce torch's *CPU* kernel).
 
 An input a fast path cannot take goes to the next implementation, with a
-warning logged once per reason. A Triton compile or launch error switches the
-Triton path off for the process (:func:`dispatch.disable`). A frame whose runs
-overflow the Triton buffers is redone by the reference and counted in
-:func:`fallback_counts`.
+warning logged once per reason. A frame whose runs overflow the Triton
+buffers is redone by the reference and counted in :func:`fallback_counts`.
+
+**Request isolation.** Arguments are checked before any implementation runs
+(:func:`check_arguments`): a threshold outside [0, 1], a ``max_detections``
+that is not a positive int (``1.5``, ``0``, ``True``), tensors of the wrong
+shape or dtype raise :class:`~inference_accel.errors.InvalidArgumentError`
+naming the argument, and every path stays on. A fast path that then raises
+on this valid request is switched off for the process
+(:func:`dispatch.disable`: a Triton compile or launch failure, an internal
+error) once a later implementation has answered the same request; if the
+reference raises too, the error is the input's: it is raised and nothing is
+switched off.
 
 **Output type.** Every path returns ``sv.Detections`` whose ``mask`` is an
 ``sv.CompactMask`` with tight crops (the reference's dense result is encoded
@@ -46,19 +55,32 @@ identical to ``postprocess_reference`` on the tensors' device.
 ('cpu', [2], [16])
 >>> postprocess(logits, boxes, masks, plan_geometry((8, 8), (16, 16)), flags=Flags(postproc_fast=False))[1]
 'reference'
+>>> postprocess(logits, boxes, masks, plan_geometry((8, 8), (16, 16)), max_detections=1.5)
+Traceback (most recent call last):
+...
+inference_accel.errors.InvalidArgumentError: max_detections must be a positive int (>= 1), got 1.5 (float)
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import supervision as sv
 import torch
 
 from inference_accel import dispatch
+from inference_accel.arguments import (
+    check_class_mapping,
+    check_class_names,
+    check_optional_positive_int,
+    check_positive_int,
+    check_size,
+    check_threshold,
+)
+from inference_accel.errors import InvalidArgumentError
 from inference_accel.flags import POSTPROC_FLAG, Flags, read_flags
 from inference_accel.postprocess.crop_rle import build_compact_mask, encode_dense_crop
 from inference_accel.postprocess.mask_geometry import mask_placement
@@ -248,6 +270,86 @@ def redo_with_reference(logits, boxes, masks, geometry: Geometry, name: str, exc
     return _run_reference(logits, boxes, masks, geometry, **kw)
 
 
+def _check_tensors(logits: object, boxes_cxcywh: object, mask_logits: object) -> None:
+    """Three floating-point tensors (Q, C), (Q, 4), (Q, Hm, Wm) with one Q and non-empty sides."""
+    named = {"logits": logits, "boxes_cxcywh": boxes_cxcywh, "mask_logits": mask_logits}
+    for name, tensor in named.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise InvalidArgumentError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
+        if not tensor.is_floating_point():
+            raise InvalidArgumentError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
+    if logits.ndim != 2 or boxes_cxcywh.ndim != 2 or mask_logits.ndim != 3 or boxes_cxcywh.shape[1] != 4:
+        raise InvalidArgumentError(
+            "expected logits (Q, C), boxes_cxcywh (Q, 4), mask_logits (Q, Hm, Wm); got "
+            f"{tuple(logits.shape)}, {tuple(boxes_cxcywh.shape)}, {tuple(mask_logits.shape)}"
+        )
+    queries = {int(logits.shape[0]), int(boxes_cxcywh.shape[0]), int(mask_logits.shape[0])}
+    if len(queries) != 1:
+        raise InvalidArgumentError(
+            "logits, boxes_cxcywh and mask_logits must have the same number of queries, got "
+            f"{int(logits.shape[0])}, {int(boxes_cxcywh.shape[0])}, {int(mask_logits.shape[0])}"
+        )
+    if logits.shape[1] == 0 or 0 in mask_logits.shape[1:]:
+        raise InvalidArgumentError(
+            f"logits need >= 1 class and mask_logits a non-empty (Hm, Wm); got {tuple(logits.shape)}, "
+            f"{tuple(mask_logits.shape)}"
+        )
+
+
+def check_arguments(
+    logits: object,
+    boxes_cxcywh: object,
+    mask_logits: object,
+    geometry: object,
+    *,
+    threshold: object,
+    max_detections: object,
+    class_mapping: object,
+    num_classes: object,
+    class_names: object,
+) -> dict:
+    """Refuse an invalid request before any implementation sees it; the normalised keyword arguments.
+
+    Raises :class:`~inference_accel.errors.InvalidArgumentError` (a
+    ``ValueError``) naming the argument and its allowed range.
+    """
+    _check_tensors(logits, boxes_cxcywh, mask_logits)
+    if not isinstance(geometry, Geometry):
+        raise InvalidArgumentError(
+            f"geometry must be a Geometry (preprocess.geometry.plan_geometry), got {type(geometry).__name__}"
+        )
+    check_size("geometry.frame_hw", geometry.frame_hw)
+    return dict(
+        threshold=check_threshold(threshold),
+        max_detections=check_positive_int("max_detections", max_detections),
+        class_mapping=check_class_mapping(class_mapping),
+        num_classes=check_optional_positive_int("num_classes", num_classes),
+        class_names=check_class_names(class_names),
+    )
+
+
+def _usable(flags: Flags, logits, boxes, masks, geometry: Geometry) -> Iterator[str]:
+    """Names of the implementations that can take this input, best first (warning once for the others)."""
+    for verdict in dispatch.explain(OP, flags):
+        if not verdict.available:
+            continue
+        name = verdict.implementation.name
+        reason = INPUT_PRECONDITIONS[name](logits, boxes, masks, geometry)
+        if reason is not None:
+            dispatch.warn_once(
+                f"{OP}:{name}:{reason}",
+                f"{OP}: {name} path cannot take this input ({reason}); using the next implementation",
+            )
+            continue
+        yield name
+
+
+def _disable_failed(failures: list[tuple[str, Exception]]) -> None:
+    """Paths that raised on a request a later implementation answered: their fault, off for the process."""
+    for name, exc in failures:
+        dispatch.disable(OP, name, f"{type(exc).__name__}: {exc}")
+
+
 def postprocess(
     logits: torch.Tensor,
     boxes_cxcywh: torch.Tensor,
@@ -264,45 +366,35 @@ def postprocess(
     """One image's raw outputs -> (detections with a CompactMask, implementation used).
 
     ``logits``: (Q, C); ``boxes_cxcywh``: (Q, 4) normalised; ``mask_logits``:
-    (Q, Hm, Wm), all on one device. ``geometry`` maps the model input to the
-    frame (:func:`~inference_accel.preprocess.geometry.plan_geometry`).
-    ``flags``: ``None`` reads the environment.
+    (Q, Hm, Wm), all floating point on one device. ``geometry`` maps the
+    model input to the frame (:func:`~inference_accel.preprocess.geometry.plan_geometry`).
+    ``threshold``: a real number in [0, 1]; ``max_detections``,
+    ``num_classes``: positive ints. ``flags``: ``None`` reads the
+    environment. Invalid arguments raise
+    :class:`~inference_accel.errors.InvalidArgumentError` and switch nothing off.
     """
     from inference_accel.postprocess.triton_launch import RunsOverflow
 
-    if logits.ndim != 2 or boxes_cxcywh.ndim != 2 or mask_logits.ndim != 3:
-        raise ValueError(
-            "expected logits (Q, C), boxes (Q, 4), mask_logits (Q, Hm, Wm); got "
-            f"{tuple(logits.shape)}, {tuple(boxes_cxcywh.shape)}, {tuple(mask_logits.shape)}"
-        )
-    flags = read_flags() if flags is None else flags
-    kw = dict(
-        threshold=threshold,
-        max_detections=max_detections,
-        class_mapping=class_mapping,
-        num_classes=num_classes,
-        class_names=class_names,
+    kw = check_arguments(
+        logits, boxes_cxcywh, mask_logits, geometry,
+        threshold=threshold, max_detections=max_detections, class_mapping=class_mapping,
+        num_classes=num_classes, class_names=class_names,
     )
-    for verdict in dispatch.explain(OP, flags):
-        if not verdict.available:
-            continue
-        name = verdict.implementation.name
-        reason = INPUT_PRECONDITIONS[name](logits, boxes_cxcywh, mask_logits, geometry)
-        if reason is not None:
-            dispatch.warn_once(
-                f"{OP}:{name}:{reason}",
-                f"{OP}: {name} path cannot take this input ({reason}); using the next implementation",
-            )
-            continue
-        if name == REFERENCE:
-            return RUNNERS[name](logits, boxes_cxcywh, mask_logits, geometry, **kw), name
+    flags = read_flags() if flags is None else flags
+    failures: list[tuple[str, Exception]] = []
+    for name in _usable(flags, logits, boxes_cxcywh, mask_logits, geometry):
         try:
-            return RUNNERS[name](logits, boxes_cxcywh, mask_logits, geometry, **kw), name
+            detections = RUNNERS[name](logits, boxes_cxcywh, mask_logits, geometry, **kw)
         except RunsOverflow as exc:
-            return redo_with_reference(logits, boxes_cxcywh, mask_logits, geometry, name, exc, **kw), REFERENCE
-        except Exception as exc:  # compile or launch failure: off for the process
-            dispatch.disable(OP, name, f"{type(exc).__name__}: {exc}")
+            detections = redo_with_reference(logits, boxes_cxcywh, mask_logits, geometry, name, exc, **kw)
+            name = REFERENCE
+        except Exception as exc:
+            if name == REFERENCE:
+                raise  # the reference fails too: the input's fault, no path is switched off
+            failures.append((name, exc))
             continue
+        _disable_failed(failures)
+        return detections, name
     raise RuntimeError(f"no implementation of {OP!r} could take this input")
 
 
