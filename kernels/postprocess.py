@@ -40,17 +40,27 @@ so the bilinear arithmetic is a compile-time choice (``ARITH``):
 - ``ARITH_CUDA`` (2): the GPU twin of torch's CUDA kernel
   (``upsample_bilinear2d_out_frame``: ``h0 * (w0 * v00 + w1 * v01) + h1 *
   (w0 * v10 + w1 * v11)`` compiled by nvcc with FMA contraction). Written
-  here as ``fma(w0, v00, w1 * v01)`` / ``fma(h0, t0, h1 * t1)``, the same
-  contraction the CPU build shows. NOT VERIFIED ON A GPU: no GPU was
-  available. The launcher checks it against ``F.interpolate`` on the device
-  at first use and switches the Triton path off if it differs.
+  here as ``fma(w0, v00, w1 * v01)`` / ``fma(h0, t0, h1 * t1)``, the order
+  read from the SASS of torch's wheel. Its tap tables (``taps.CUDA``) keep
+  torch CUDA's unchanged-axis taps ``(i, i + 1)`` with weight 0, so ``0 *
+  inf = NaN`` propagates as on the GPU; when neither axis is resized torch
+  copies the input, and so does the kernel (``copy_input``). NOT VERIFIED ON
+  A GPU: no GPU was available; tested under the interpreter against the
+  numpy model ``taps.upsample_values(..., CUDA)``. The launcher checks it
+  against ``F.interpolate`` on the device at first use and switches the
+  Triton path off if it differs.
 
 Every kernel here is launched with ``enable_fp_fusion=False``: each FMA is
-written explicitly and nothing else may be contracted.
+written explicitly and nothing else may be contracted. Each kernel's
+parameters are listed once, in its :class:`KernelContract` (``SELECT_RANK``,
+``SELECT_EMIT``, ``MASK_BOUNDS``, ``MASK_RUNS``): the launcher binds by those
+names, ``inference_accel.aot`` compiles the variants they declare, with the
+same options.
 
 The tap tables (source index pair and weights per output row/column) are
-computed on the host in torch's order (``inference_accel.postprocess.
-sparse_cpu.axis_table``) once per (window size, output size) and uploaded.
+computed on the host in the reproduced device's order
+(``inference_accel.postprocess.taps.axis_table``) once per (window size,
+output size) and uploaded.
 """
 
 from __future__ import annotations
@@ -58,7 +68,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from inference_accel.aot import AotVariant
+from inference_accel.triton_common import AotVariant, KernelContract, constexpr, pointer, pointers, scalars
 
 ARITH_CPU_FMA = 0
 ARITH_CPU_PLAIN = 1
@@ -70,12 +80,17 @@ MAX_SIDE = 8192  # output frame side; int32 coordinates, 14-step binary search
 MAX_MASK_SIDE = 256  # mask logit window side (seg-2xlarge: 192)
 SEARCH_STEPS = 14  # 2**14 > MAX_SIDE
 
-# Launch shapes.
+# Launch shapes (GPU). Under the interpreter the run kernel takes bigger tiles
+# (it pays per operation, not per element); those are interpreter-only values.
 SEL_BLOCK = 64  # candidates per selection program and per inner chunk (64 x 64 compares: no spills)
 BOUNDS_BLOCK_R = 8  # mask rows per bounds iteration (8 x 256 cells)
 RUNS_BLOCK_R = 16  # output rows per iteration of the run kernel
 RUNS_BLOCK_C = 32  # output columns per run program: a warp reads consecutive columns
+INTERPRETER_RUNS_BLOCK = 64
 NUM_WARPS = 4
+# Mask logits may come in any of these dtypes (read as float32, exactly as
+# the reference's ``.float()``); the launcher converts any other to float32.
+MASK_DTYPES = ("fp32", "fp16", "bf16")
 
 # Packet header words.
 HDR_COUNT, HDR_OVERFLOW, HDR_TOTAL = 0, 1, 2
@@ -93,10 +108,24 @@ def _precedes(p_f, f, p_e, e):
     return before_nan | before_num
 
 
-_SEL_RANK_ARGS = ("qc", "num_classes", "num_queries", "threshold", "map_len")
+# Each kernel's launch contract: every parameter once, in the kernel's order.
+# Every kernel is compiled with ``enable_fp_fusion=False`` (the contracts'
+# default): each FMA is written explicitly and nothing else may be contracted.
+SELECT_RANK = KernelContract(
+    "select_rank",
+    (
+        pointer("prob_ptr", "fp32"),
+        *pointers("i32", "map_ptr", "rank_ptr"),
+        *scalars("i32", "qc", "num_classes", "num_queries"),
+        *scalars("fp32", "threshold"),
+        *scalars("i32", "map_len"),
+        constexpr("BLOCK", SEL_BLOCK),
+    ),
+    num_warps=NUM_WARPS,
+)
 
 
-@triton.jit(do_not_specialize=_SEL_RANK_ARGS)
+@SELECT_RANK.jit
 def select_rank_kernel(
     # Scores, float32, (Q * C,) contiguous: sigmoid(logits) flattened
     # row-major, element e is query e // C, class e % C.
@@ -137,14 +166,29 @@ def select_rank_kernel(
     tl.store(rank_ptr + e, tl.where(keep, rank, -1), mask=in_range)
 
 
-_SEL_EMIT_ARGS = (
-    "qc", "num_classes", "max_det", "map_len",
-    "stretch", "frame_w", "frame_h",
-    "in_w", "in_h", "content_x0", "content_y0", "kx", "ky",
+SELECT_EMIT = KernelContract(
+    "select_emit",
+    (
+        pointer("rank_ptr", "i32"),
+        pointer("prob_ptr", "fp32"),
+        pointer("map_ptr", "i32"),
+        pointer("boxes_ptr", "fp32"),
+        *pointers("i32", "count_ptr", "det_i_ptr"),
+        pointer("det_f_ptr", "fp32"),
+        *scalars(
+            "i32",
+            "qc", "num_classes", "max_det", "map_len",
+            "stretch", "frame_w", "frame_h",
+            "in_w", "in_h", "content_x0", "content_y0",
+        ),
+        *scalars("fp32", "kx", "ky"),
+        constexpr("BLOCK", SEL_BLOCK),
+    ),
+    num_warps=NUM_WARPS,
 )
 
 
-@triton.jit(do_not_specialize=_SEL_EMIT_ARGS)
+@SELECT_EMIT.jit
 def select_emit_kernel(
     # int32 (Q * C,): ranks from select_rank_kernel (-1: not kept).
     rank_ptr,
@@ -250,13 +294,25 @@ def _search(tab_ptr, n, value, STEPS: tl.constexpr):
     return lo
 
 
-_BOUNDS_ARGS = (
-    "sm_q", "sm_h", "sm_w", "win_r0", "win_c0", "win_h", "win_w",
-    "out_h", "out_w", "vis_r0", "vis_r1", "vis_c0", "vis_c1",
+MASK_BOUNDS = KernelContract(
+    "mask_bounds",
+    (
+        pointer("masks_ptr", *MASK_DTYPES),
+        *pointers("i32", "count_ptr", "det_i_ptr", "ty0_ptr", "ty1_ptr", "tx0_ptr", "tx1_ptr", "bounds_ptr"),
+        *scalars(
+            "i32",
+            "sm_q", "sm_h", "sm_w", "win_r0", "win_c0", "win_h", "win_w",
+            "out_h", "out_w", "vis_r0", "vis_r1", "vis_c0", "vis_c1",
+        ),
+        constexpr("BLOCK_R", BOUNDS_BLOCK_R),
+        constexpr("BLOCK_W", MAX_MASK_SIDE),
+        constexpr("STEPS", SEARCH_STEPS),
+    ),
+    num_warps=NUM_WARPS,
 )
 
 
-@triton.jit(do_not_specialize=_BOUNDS_ARGS)
+@MASK_BOUNDS.jit
 def mask_bounds_kernel(
     # Mask logits, any float dtype read as float32, shape (Q, Hm, Wm),
     # element strides (sm_q, sm_h, sm_w).
@@ -362,10 +418,10 @@ def _lin2(a, wa, b, wb, ARITH: tl.constexpr):
 
 @triton.jit
 def _positive_rows(
-    base, sm_h, sm_w, rows, row_ok, x0, x1, wx0, wx1, ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr,
+    base, sm_h, sm_w, rows, row_ok, x0, x1, wx0, wx1, ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr, copy_input,
     ARITH: tl.constexpr,
 ):
-    """(rows x columns) bool: bilinear value > 0 for the given output rows."""
+    """(rows x columns) bool: bilinear value > 0 for the given output rows (``copy_input``: the tap itself)."""
     y0 = tl.load(ty0_ptr + rows, mask=row_ok, other=0)
     y1 = tl.load(ty1_ptr + rows, mask=row_ok, other=0)
     wy0 = tl.load(wy0_ptr + rows, mask=row_ok, other=0.0)
@@ -380,16 +436,36 @@ def _positive_rows(
     t0 = _lin2(v00, wx0[None, :], v01, wx1[None, :], ARITH)
     t1 = _lin2(v10, wx0[None, :], v11, wx1[None, :], ARITH)
     value = _lin2(t0, wy0[:, None], t1, wy1[:, None], ARITH)
+    value = tl.where(copy_input != 0, v00, value)
     return (value > 0.0) & ok
 
 
-_RUNS_ARGS = (
-    "sm_q", "sm_h", "sm_w", "win_r0", "win_c0", "out_w",
-    "frame_top", "frame_left", "capacity",
+MASK_RUNS = KernelContract(
+    "mask_runs",
+    (
+        pointer("masks_ptr", *MASK_DTYPES),
+        *pointers("i32", "count_ptr", "det_i_ptr", "bounds_ptr"),
+        *pointers("i32", "ty0_ptr", "ty1_ptr"),
+        *pointers("fp32", "wy0_ptr", "wy1_ptr"),
+        *pointers("i32", "tx0_ptr", "tx1_ptr"),
+        *pointers("fp32", "wx0_ptr", "wx1_ptr"),
+        *pointers("i32", "counts_ptr", "incl_ptr", "runs_ptr"),
+        *scalars(
+            "i32",
+            "sm_q", "sm_h", "sm_w", "win_r0", "win_c0", "out_w",
+            "frame_top", "frame_left", "capacity", "copy_input",
+        ),
+        constexpr("EMIT", False, True),
+        # A GPU runs torch's CUDA arithmetic; the CPU ones run under the interpreter only.
+        constexpr("ARITH", ARITH_CUDA, interpreter=(ARITH_CPU_FMA, ARITH_CPU_PLAIN)),
+        constexpr("BLOCK_R", RUNS_BLOCK_R, interpreter=(INTERPRETER_RUNS_BLOCK,)),
+        constexpr("BLOCK_C", RUNS_BLOCK_C, interpreter=(INTERPRETER_RUNS_BLOCK,)),
+    ),
+    num_warps=NUM_WARPS,
 )
 
 
-@triton.jit(do_not_specialize=_RUNS_ARGS)
+@MASK_RUNS.jit
 def mask_runs_kernel(
     # Mask logits (Q, Hm, Wm), element strides (sm_q, sm_h, sm_w).
     masks_ptr,
@@ -410,6 +486,9 @@ def mask_runs_kernel(
     runs_ptr,
     sm_q, sm_h, sm_w, win_r0, win_c0, out_w,
     frame_top, frame_left, capacity,
+    # 1: the value is the tap itself, unweighted (torch CUDA copies an input
+    # whose size is unchanged on both axes); 0: the bilinear value.
+    copy_input,
     # False: count runs per column; True: write them. Two loop bodies.
     EMIT: tl.constexpr,
     # Bilinear arithmetic of the reference device (see module docstring).
@@ -462,7 +541,7 @@ def mask_runs_kernel(
         for i0 in range(r_lo, r_hi + 1, BLOCK_R):
             rows = i0 + r_idx
             cur = _positive_rows(base, sm_h, sm_w, rows, rows < r_hi, x0, x1, wx0, wx1,
-                                 ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr, ARITH)
+                                 ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr, copy_input, ARITH)
             cur_f = cur.to(tl.float32)
             prev_f = tl.dot(shift, cur_f, input_precision="ieee")
             prev_f = tl.where(r_idx[:, None] == 0, carry[None, :], prev_f)
@@ -492,86 +571,9 @@ def mask_runs_kernel(
 
 
 # -- AOT ----------------------------------------------------------------------------
-def _sig(pointers: dict[str, str], ints: tuple[str, ...], floats: tuple[str, ...] = (), const: tuple[str, ...] = ()) -> dict[str, str]:
-    sig = dict(pointers)
-    for name in ints:
-        sig[name] = "i32"
-    for name in floats:
-        sig[name] = "fp32"
-    for name in const:
-        sig[name] = "constexpr"
-    return sig
+CONTRACTS = (SELECT_RANK, SELECT_EMIT, MASK_BOUNDS, MASK_RUNS)
 
 
 def aot_variants() -> list[AotVariant]:
-    """Every variant the launcher launches (the run kernel: 2 passes x 3 arithmetics)."""
-    variants = [
-        AotVariant(
-            name="pp_select_rank",
-            fn=select_rank_kernel,
-            signature=_sig(
-                {"prob_ptr": "*fp32", "map_ptr": "*i32", "rank_ptr": "*i32"},
-                ("qc", "num_classes", "num_queries", "map_len"),
-                ("threshold",),
-                ("BLOCK",),
-            ),
-            constexprs={"BLOCK": SEL_BLOCK},
-            num_warps=NUM_WARPS,
-        ),
-        AotVariant(
-            name="pp_select_emit",
-            fn=select_emit_kernel,
-            signature=_sig(
-                {
-                    "rank_ptr": "*i32", "prob_ptr": "*fp32", "map_ptr": "*i32",
-                    "boxes_ptr": "*fp32", "count_ptr": "*i32", "det_i_ptr": "*i32",
-                    "det_f_ptr": "*fp32",
-                },
-                ("qc", "num_classes", "max_det", "map_len", "stretch", "frame_w", "frame_h",
-                 "in_w", "in_h", "content_x0", "content_y0"),
-                ("kx", "ky"),
-                ("BLOCK",),
-            ),
-            constexprs={"BLOCK": SEL_BLOCK},
-            num_warps=NUM_WARPS,
-        ),
-        AotVariant(
-            name="pp_mask_bounds",
-            fn=mask_bounds_kernel,
-            signature=_sig(
-                {
-                    "masks_ptr": "*fp32", "count_ptr": "*i32", "det_i_ptr": "*i32",
-                    "ty0_ptr": "*i32", "ty1_ptr": "*i32", "tx0_ptr": "*i32", "tx1_ptr": "*i32",
-                    "bounds_ptr": "*i32",
-                },
-                _BOUNDS_ARGS,
-                (),
-                ("BLOCK_R", "BLOCK_W", "STEPS"),
-            ),
-            constexprs={"BLOCK_R": BOUNDS_BLOCK_R, "BLOCK_W": MAX_MASK_SIDE, "STEPS": SEARCH_STEPS},
-            num_warps=NUM_WARPS,
-        ),
-    ]
-    for emit in (False, True):
-        for arith in ARITHS:
-            variants.append(
-                AotVariant(
-                    name=f"pp_mask_runs_{'emit' if emit else 'count'}_arith{arith}",
-                    fn=mask_runs_kernel,
-                    signature=_sig(
-                        {
-                            "masks_ptr": "*fp32", "count_ptr": "*i32", "det_i_ptr": "*i32",
-                            "bounds_ptr": "*i32",
-                            "ty0_ptr": "*i32", "ty1_ptr": "*i32", "wy0_ptr": "*fp32", "wy1_ptr": "*fp32",
-                            "tx0_ptr": "*i32", "tx1_ptr": "*i32", "wx0_ptr": "*fp32", "wx1_ptr": "*fp32",
-                            "counts_ptr": "*i32", "incl_ptr": "*i32", "runs_ptr": "*i32",
-                        },
-                        _RUNS_ARGS,
-                        (),
-                        ("EMIT", "ARITH", "BLOCK_R", "BLOCK_C"),
-                    ),
-                    constexprs={"EMIT": emit, "ARITH": arith, "BLOCK_R": RUNS_BLOCK_R, "BLOCK_C": RUNS_BLOCK_C},
-                    num_warps=NUM_WARPS,
-                )
-            )
-    return variants
+    """Every variant a GPU launches: the contracts' pointer dtypes x constexpr values."""
+    return [variant for contract in CONTRACTS for variant in contract.variants()]

@@ -57,7 +57,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from inference_accel.aot import AotVariant
+from inference_accel.triton_common import AotVariant, KernelContract, constexpr, pointer, pointers, scalars
 
 # Pillow's fixed point: 22 fractional bits, rounding by adding half a unit.
 PRECISION_BITS = 22
@@ -83,24 +83,41 @@ def _to_uint8(acc, PRECISION: tl.constexpr):
     return tl.minimum(tl.maximum(acc >> PRECISION, 0), 255)
 
 
-_POINTERS = ("src_ptr", "xtab_ptr", "ytab_ptr", "lut_ptr", "out_ptr")
-_RUNTIME_ARGS = (
-    "src_sh", "src_sw", "src_sc",
-    "resized_h", "resized_w",
-    "taps_x", "taps_y",
-    "canvas_h", "canvas_w",
-    "off_y", "off_x",
-    "out_sn", "out_sc", "out_sh", "out_sw",
-    "index",
-    "src_bgr",
+# The launch contract: every parameter once, in the kernel's order (the launcher
+# binds by these names, ``inference_accel.aot`` compiles these variants).
+PIL_RESIZE_NORMALIZE = KernelContract(
+    "pil_resize_normalize",
+    (
+        pointer("src_ptr", "u8"),
+        *pointers("i32", "xtab_ptr", "ytab_ptr"),
+        pointer("lut_ptr", "fp32"),
+        pointer("out_ptr", "fp32", "fp16"),
+        *scalars(
+            "i32",
+            "src_sh", "src_sw", "src_sc",
+            "resized_h", "resized_w",
+            "taps_x", "taps_y",
+            "canvas_h", "canvas_w",
+            "off_y", "off_x",
+            "out_sn", "out_sc", "out_sh", "out_sw",
+            "index",
+            "src_bgr",
+        ),
+        constexpr("VERTICAL_FIRST", False, True),
+        constexpr("BLOCK_Y", BLOCK_Y),
+        constexpr("BLOCK_X", BLOCK_X),
+        constexpr("PRECISION", PRECISION_BITS),
+    ),
+    num_warps=NUM_WARPS,
 )
 
 
-# No value or alignment specialisation: Triton would otherwise compile a new
-# variant when a size or stride happens to be 1 or a multiple of 16, so a new
-# video resolution could trigger a compile. Unspecialised, the kernel compiles
-# exactly the four variants of ``aot_variants()`` (pass order x output dtype).
-@triton.jit(do_not_specialize=_RUNTIME_ARGS, do_not_specialize_on_alignment=_POINTERS)
+# No value or alignment specialisation (the contract's jit): Triton would
+# otherwise compile a new variant when a size or stride happens to be 1 or a
+# multiple of 16, so a new video resolution could trigger a compile.
+# Unspecialised, the kernel compiles exactly the four variants of the
+# contract (output dtype x pass order).
+@PIL_RESIZE_NORMALIZE.jit
 def pil_resize_normalize_kernel(
     # Source frame, uint8, logical shape (frame_h, frame_w, 3), element
     # strides (src_sh, src_sw, src_sc). Channel order BGR if src_bgr else RGB.
@@ -220,38 +237,9 @@ def pil_resize_normalize_kernel(
     tl.store(dst + 2 * out_sc, val_b.to(out_ty), mask=in_canvas)
 
 
-def constexprs(vertical_first: bool) -> dict[str, object]:
-    """The compile-time arguments of one launch (the launcher uses these too)."""
-    return {
-        "VERTICAL_FIRST": bool(vertical_first),
-        "BLOCK_Y": BLOCK_Y,
-        "BLOCK_X": BLOCK_X,
-        "PRECISION": PRECISION_BITS,
-    }
+CONTRACTS = (PIL_RESIZE_NORMALIZE,)
 
 
 def aot_variants() -> list[AotVariant]:
-    """Every variant the launcher can launch: pass order x output dtype."""
-    variants = []
-    for out_dtype in ("fp32", "fp16"):
-        for vertical_first in (False, True):
-            signature = {
-                "src_ptr": "*u8",
-                "xtab_ptr": "*i32",
-                "ytab_ptr": "*i32",
-                "lut_ptr": "*fp32",
-                "out_ptr": f"*{out_dtype}",
-                **{name: "i32" for name in _RUNTIME_ARGS},
-                **{name: "constexpr" for name in constexprs(vertical_first)},
-            }
-            order = "vfirst" if vertical_first else "hfirst"
-            variants.append(
-                AotVariant(
-                    name=f"pil_resize_normalize_{order}_{out_dtype}",
-                    fn=pil_resize_normalize_kernel,
-                    signature=signature,
-                    constexprs=constexprs(vertical_first),
-                    num_warps=NUM_WARPS,
-                )
-            )
-    return variants
+    """Every variant the launcher can launch: output dtype x pass order."""
+    return PIL_RESIZE_NORMALIZE.variants()

@@ -64,7 +64,6 @@ reference pixel for pixel. :func:`native_reason` says which one runs and why.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -73,6 +72,12 @@ import numpy.typing as npt
 import supervision as sv
 import torch
 
+from inference_accel.arguments import (
+    check_optional_positive_int,
+    check_positive_int,
+    check_size,
+    check_threshold,
+)
 from inference_accel.flags import (
     POSTPROC_NATIVE_FLAG,
     POSTPROC_THREADS_FLAG,
@@ -88,13 +93,22 @@ from inference_accel.postprocess.crop_rle import (
 from inference_accel.postprocess.mask_geometry import MaskPlacement, mask_placement
 from inference_accel.postprocess.reference import selection_to_detections
 from inference_accel.postprocess.selection import select_detections
+# torch's tap tables and bilinear arithmetic (shared with the Triton launcher).
+from inference_accel.postprocess.taps import (  # noqa: F401 - re-exported
+    FMA,
+    PLAIN,
+    SMALL_OUTPUT_SUM,
+    AxisTable,
+    axis_table,
+    fma32,
+    lin2,
+    torch_cpu_arith,
+    upsample_values,
+)
 from inference_accel.preprocess.geometry import Geometry
 from inference_accel.workers import CPU_THREADS, pool
 
-FMA, PLAIN = "fma", "plain"
 ARITHS = (FMA, PLAIN)
-# torch routes outputs with out_h + out_w <= this to its channels-last kernel.
-SMALL_OUTPUT_SUM = 128
 # Tap values in [SAFE_LO, SAFE_HI] give a positive product with any weight in
 # (2**-40, 1] and no overflow, so two such taps make a positive sum.
 SAFE_LO = np.float32(2.0**-60)
@@ -126,49 +140,6 @@ def native_reason(environ: Mapping[str, str] | None = None) -> str | None:
 
 
 # -- exact float32 arithmetic -------------------------------------------------
-def fma32(a: npt.ArrayLike, b: npt.ArrayLike, c: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    """Correctly rounded float32 ``a * b + c`` (what an FMA instruction gives).
-
-    The product of two float32 is exact in float64, so the float64 sum ``s``
-    has one rounding; rounding ``s`` again to float32 is correct unless ``s``
-    landed exactly on a float32 rounding midpoint (or in the subnormal
-    range). Only those rare elements are redone with round-to-odd: TwoSum
-    gives the float64 sum's error, an inexact even result steps one ulp
-    towards the exact value, and a round-to-odd float64 rounds to float32
-    correctly because float64 has more than 24 + 2 bits.
-    """
-    p = np.asarray(a, np.float32).astype(np.float64) * np.asarray(b, np.float32)
-    c64 = np.asarray(c, np.float32).astype(np.float64)
-    s = p + c64
-    with np.errstate(over="ignore"):
-        out = s.astype(np.float32)
-    # 29 low mantissa bits == 1000...0: s sits exactly between two float32.
-    low = s.view(np.int64) & np.int64(0x1FFFFFFF)
-    suspect = (low == np.int64(0x10000000)) | ((np.abs(s) < 2.0**-125) & (s != 0))
-    if suspect.any():
-        idx = np.nonzero(suspect)
-        ps = np.broadcast_to(p, s.shape)[idx]
-        cs = np.broadcast_to(c64, s.shape)[idx]
-        ss = s[idx]
-        with np.errstate(invalid="ignore", over="ignore"):
-            bb = ss - ps
-            err = (ps - (ss - bb)) + (cs - bb)
-            fix = (err != 0) & ((ss.view(np.int64) & 1) == 0) & np.isfinite(ss)
-            ss = np.where(fix, np.nextafter(ss, np.where(err > 0, np.inf, -np.inf)), ss)
-            out = np.array(out, copy=True) if out.ndim else out
-            out[idx] = ss.astype(np.float32)
-    return out
-
-
-def lin2(a, wa, b, wb, arith: str) -> npt.NDArray[np.float32]:
-    """torch's ``a * wa + b * wb`` in float32 (``fma(a, wa, b * wb)`` on FMA builds)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        q = np.multiply(b, wb, dtype=np.float32)
-        if arith == FMA:
-            return fma32(a, wa, q)
-        return np.add(np.multiply(a, wa, dtype=np.float32), q, dtype=np.float32)
-
-
 def positive_lin2(a, wa, b, wb, arith: str) -> npt.NDArray[np.bool_]:
     """``lin2(a, wa, b, wb) > 0`` without rounding the result to float32.
 
@@ -192,106 +163,6 @@ def positive_lin2(a, wa, b, wb, arith: str) -> npt.NDArray[np.bool_]:
             err = (pt - (st - bb)) + (q64 - bb)
             out[tie] = err > 0
         return out
-
-
-# -- index tables -------------------------------------------------------------
-@dataclass(frozen=True)
-class AxisTable:
-    """torch's source taps and weights for every output index of one axis."""
-
-    i0: npt.NDArray[np.int64]
-    i1: npt.NDArray[np.int64]
-    w0: npt.NDArray[np.float32]
-    w1: npt.NDArray[np.float32]
-
-
-@functools.lru_cache(maxsize=64)
-def axis_table(in_size: int, out_size: int, arith: str) -> AxisTable:
-    """Taps/weights of ``F.interpolate(bilinear, align_corners=False)`` along one axis."""
-    if in_size == out_size:
-        idx = np.arange(out_size, dtype=np.int64)
-        return AxisTable(idx, idx, np.ones(out_size, f32), np.zeros(out_size, f32))
-    scale = np.float32(in_size) / np.float32(out_size)
-    half = np.arange(out_size, dtype=np.float32) + f32(0.5)
-    if arith == FMA:
-        src = fma32(scale, half, f32(-0.5))
-    else:
-        src = np.multiply(scale, half, dtype=np.float32) - f32(0.5)
-    src = np.maximum(src, f32(0))
-    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
-    w1 = np.clip(src - i0.astype(np.float32), f32(0), f32(1)).astype(np.float32)
-    w0 = (f32(1) - w1).astype(np.float32)
-    i1 = i0 + (i0 < in_size - 1)
-    for arr in (i0, i1, w0, w1):
-        arr.setflags(write=False)
-    return AxisTable(i0, i1, w0, w1)
-
-
-def upsample_values(window: np.ndarray, out_hw: tuple[int, int], arith: str) -> np.ndarray:
-    """Dense float32 bilinear values of a (h, w) window at ``out_hw``, torch's way.
-
-    Used for tiny outputs (``out_h + out_w <= 128``, torch's other kernel), for
-    the arithmetic probe, and by tests. Cost: the whole output.
-    """
-    window = np.asarray(window, dtype=np.float32)
-    h, w = window.shape
-    oh, ow = out_hw
-    ty, tx = axis_table(h, oh, arith), axis_table(w, ow, arith)
-    v00 = window[ty.i0[:, None], tx.i0[None, :]]
-    v01 = window[ty.i0[:, None], tx.i1[None, :]]
-    v10 = window[ty.i1[:, None], tx.i0[None, :]]
-    v11 = window[ty.i1[:, None], tx.i1[None, :]]
-    wy0, wy1 = ty.w0[:, None], ty.w1[:, None]
-    wx0, wx1 = tx.w0[None, :], tx.w1[None, :]
-    with np.errstate(invalid="ignore", over="ignore"):
-        if oh + ow <= SMALL_OUTPUT_SUM:
-            w00, w01 = wy0 * wx0, wy0 * wx1
-            w10, w11 = wy1 * wx0, wy1 * wx1
-            if arith == FMA:
-                acc = fma32(v00, w00, np.multiply(v01, w01, dtype=np.float32))
-                acc = fma32(v10, w10, acc)
-                return fma32(v11, w11, acc)
-            acc = np.add(v00 * w00, v01 * w01, dtype=np.float32)
-            acc = np.add(acc, v10 * w10, dtype=np.float32)
-            return np.add(acc, v11 * w11, dtype=np.float32)
-        t0 = lin2(v00, wx0, v01, wx1, arith)
-        t1 = lin2(v10, wx0, v11, wx1, arith)
-        return lin2(t0, wy0, t1, wy1, arith)
-
-
-def _probe_inputs() -> list[tuple[np.ndarray, tuple[int, int]]]:
-    rng = np.random.default_rng(20240501)
-    cases = []
-    for (h, w), out in (((13, 17), (100, 37)), ((9, 11), (40, 50)), ((24, 20), (90, 301)), ((30, 30), (17, 23))):
-        logits = rng.standard_normal((h, w)).astype(np.float32)
-        logits[rng.random((h, w)) < 0.5] *= np.float32(1e-6)  # many values near zero
-        cases.append((logits, out))
-    return cases
-
-
-@functools.lru_cache(maxsize=1)
-def torch_cpu_arith() -> str | None:
-    """Which arithmetic torch's CPU bilinear kernel uses here (None: neither).
-
-    Compares :func:`upsample_values` with ``F.interpolate`` bit for bit on
-    inputs that separate the orders (both torch kernels, values near zero).
-    """
-    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
-    order = (PLAIN, FMA) if capability == "DEFAULT" else (FMA, PLAIN)
-    cases = _probe_inputs()
-    expected = [
-        torch.nn.functional.interpolate(
-            torch.from_numpy(x)[None, None], size=out, mode="bilinear", align_corners=False
-        )[0, 0].numpy()
-        for x, out in cases
-    ]
-    for arith in order:
-        if all(
-            np.array_equal(upsample_values(x, out, arith).view(np.int32), e.view(np.int32))
-            for (x, out), e in zip(cases, expected)
-        ):
-            return arith
-    return None
 
 
 # -- the sparse per-mask kernel -----------------------------------------------
@@ -582,15 +453,20 @@ def postprocess_sparse_cpu(
 ) -> sv.Detections:
     """Same arguments and detections as ``postprocess_reference``; the mask is a CompactMask.
 
-    CPU tensors only (the pixels reproduce torch's *CPU* kernel).
-    ``arith`` defaults to :func:`torch_cpu_arith`; ``native`` picks the
+    CPU tensors only (the pixels reproduce torch's *CPU* kernel). An invalid
+    ``frame_hw``, ``threshold``, ``max_detections`` or ``num_classes`` raises
+    :class:`~inference_accel.errors.InvalidArgumentError`. ``arith``
+    defaults to :func:`torch_cpu_arith`; ``native`` picks the
     executor (see :func:`sparse_masks`).
     """
     if frame_hw is None:
         if geometry is None:
             raise ValueError("give frame_hw or geometry")
         frame_hw = geometry.frame_hw
-    frame_hw = (int(frame_hw[0]), int(frame_hw[1]))
+    frame_hw = check_size("frame_hw", frame_hw)
+    threshold = check_threshold(threshold)
+    max_detections = check_positive_int("max_detections", max_detections)
+    num_classes = check_optional_positive_int("num_classes", num_classes)
     if arith is None:
         arith = torch_cpu_arith()
         if arith is None:

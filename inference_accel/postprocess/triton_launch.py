@@ -20,9 +20,10 @@ packet and builds ``sv.Detections`` with an ``sv.CompactMask``; when the runs
 overflowed the capacity it raises :class:`RunsOverflow` and the caller falls
 back to the reference for that frame.
 
-Tap tables come from ``sparse_cpu.axis_table`` (torch's index and weight
-arithmetic), uploaded once per (window size, output size, arithmetic) and
-device.
+Tap tables come from ``taps.axis_table`` (torch's index and weight
+arithmetic of the device being reproduced), uploaded once per (window size,
+output size, arithmetic) and device. Every launch goes through its kernel's
+contract (``kernels/postprocess.py``), by keyword.
 
 Under ``TRITON_INTERPRET=1`` the same code runs on CPU tensors; that is how
 the tests exercise it without a GPU.
@@ -30,7 +31,6 @@ the tests exercise it without a GPU.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from typing import Sequence
@@ -43,18 +43,16 @@ from inference_accel.postprocess.crop_rle import build_compact_mask, intervals_t
 from inference_accel.postprocess.mask_geometry import MaskPlacement, mask_placement
 from inference_accel.postprocess.reference import selection_to_detections
 from inference_accel.postprocess.selection import Selection
-from inference_accel.postprocess.sparse_cpu import FMA, PLAIN, axis_table, torch_cpu_arith
+from inference_accel.postprocess.taps import CUDA, FMA, PLAIN, axis_table, torch_cpu_arith
 from inference_accel.preprocess.geometry import Geometry
+# interpreter_active re-exported: the API gate imports it from here.
+from inference_accel.triton_common import interpreter_active, triton_type  # noqa: F401
 
 DEFAULT_CAPACITY = 1 << 18  # runs per frame (3 MB of packet)
 
 
 class RunsOverflow(RuntimeError):
     """The frame produced more runs than the buffer holds (fall back to the reference)."""
-
-
-def interpreter_active() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def device_arith(device: torch.device) -> int | None:
@@ -99,7 +97,14 @@ class Pending:
 
 
 class TritonPostprocessor:
-    """Launches the postprocessing kernels; caches tables and buffers per device."""
+    """Launches the postprocessing kernels; caches tables and buffers per device.
+
+    ``interpreter_tiles``: on CPU tensors (the interpreter) the run kernel
+    takes the contract's interpreter-only tiles; False launches the GPU's
+    tiles there too (tests).
+    """
+
+    interpreter_tiles: bool = True
 
     def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
         self.capacity = int(capacity)
@@ -111,12 +116,14 @@ class TritonPostprocessor:
 
     # -- cached device data ----------------------------------------------------
     def tables(self, device: torch.device, in_size: int, out_size: int, arith: int) -> tuple[torch.Tensor, ...]:
-        from inference_accel.kernels.postprocess import ARITH_CPU_PLAIN
+        """(i0, i1, w0, w1) of one axis on ``device``, in the order of the kernel's ``arith``."""
+        from inference_accel.kernels import postprocess as k
 
         key = (str(device), in_size, out_size, arith)
         cached = self._tables.get(key)
         if cached is None:
-            t = axis_table(in_size, out_size, PLAIN if arith == ARITH_CPU_PLAIN else FMA)
+            order = {k.ARITH_CPU_FMA: FMA, k.ARITH_CPU_PLAIN: PLAIN, k.ARITH_CUDA: CUDA}[arith]
+            t = axis_table(in_size, out_size, order)
             cached = (
                 torch.from_numpy(t.i0.astype(np.int32)).to(device),
                 torch.from_numpy(t.i1.astype(np.int32)).to(device),
@@ -183,6 +190,8 @@ class TritonPostprocessor:
         ``record_event=False`` (CUDA-graph capture): no event is recorded
         behind the device-to-host copy; the caller synchronises itself.
         """
+        import triton
+
         from inference_accel.kernels import postprocess as k
 
         device = logits.device
@@ -218,7 +227,7 @@ class TritonPostprocessor:
         det_i = self._buffer(device, "det_i", 2 * max_det, torch.int32)
         det_f = self._buffer(device, "det_f", 5 * max_det, torch.float32)
         bounds = self._buffer(device, "bounds", 4 * max_det, torch.int32)
-        runs = self._buffer(device, "runs", 3 * (self.capacity + 1), torch.int32)
+        runs_buf = self._buffer(device, "runs", 3 * (self.capacity + 1), torch.int32)
 
         flat_logits = logits.reshape(-1)
         if flat_logits.dtype != torch.float32:
@@ -228,49 +237,64 @@ class TritonPostprocessor:
         if boxes.dtype != torch.float32 or not boxes.is_contiguous():
             boxes = boxes.float().contiguous()
         masks = mask_logits
+        if triton_type(masks)[1:] not in k.MASK_DTYPES:
+            masks = masks.float()  # what the reference reads; only the contract's dtypes are compiled
         stretch = geometry is None or geometry.is_stretch
         if stretch:
             geo = (1, 0, 0, 0, 0, 1.0, 1.0)
         else:
             ih, iw = geometry.input_hw
             x0, y0 = geometry.content[:2]
-            kx, ky = (float(np.float32(k)) for k in geometry.content_scale)
+            kx, ky = (float(np.float32(scale)) for scale in geometry.content_scale)
             geo = (0, iw, ih, x0, y0, kx, ky)
-        opts = {"num_warps": k.NUM_WARPS, "enable_fp_fusion": False}
-        sel_grid = (triton_cdiv(qc, k.SEL_BLOCK),)
-        k.select_rank_kernel[sel_grid](
-            prob, cmap, rank, qc, nc, nq, float(threshold), int(cmap.numel()),
-            BLOCK=k.SEL_BLOCK, **opts,
+        map_len = int(cmap.numel())
+        sel_grid = (triton.cdiv(qc, k.SEL_BLOCK),)
+        k.SELECT_RANK.launch(
+            sel_grid,
+            prob_ptr=prob, map_ptr=cmap, rank_ptr=rank,
+            qc=qc, num_classes=nc, num_queries=nq, threshold=float(threshold), map_len=map_len,
+            BLOCK=k.SEL_BLOCK,
         )
-        k.select_emit_kernel[sel_grid](
-            rank, prob, cmap, boxes, count, det_i, det_f,
-            qc, nc, max_det, int(cmap.numel()),
-            geo[0], fw, fh, *geo[1:],
-            BLOCK=k.SEL_BLOCK, **opts,
+        k.SELECT_EMIT.launch(
+            sel_grid,
+            rank_ptr=rank, prob_ptr=prob, map_ptr=cmap, boxes_ptr=boxes,
+            count_ptr=count, det_i_ptr=det_i, det_f_ptr=det_f,
+            qc=qc, num_classes=nc, max_det=max_det, map_len=map_len,
+            stretch=geo[0], frame_w=fw, frame_h=fh,
+            in_w=geo[1], in_h=geo[2], content_x0=geo[3], content_y0=geo[4], kx=geo[5], ky=geo[6],
+            BLOCK=k.SEL_BLOCK,
         )
-        k.mask_bounds_kernel[(max_det,)](
-            masks, count, det_i, ty0, ty1, tx0, tx1, bounds,
-            masks.stride(0), masks.stride(1), masks.stride(2), r0, c0, r1 - r0, c1 - c0,
-            oh, ow, vis[0], vis[1], vis[2], vis[3],
-            BLOCK_R=k.BOUNDS_BLOCK_R, BLOCK_W=k.MAX_MASK_SIDE, STEPS=k.SEARCH_STEPS, **opts,
+        window = dict(
+            masks_ptr=masks, count_ptr=count, det_i_ptr=det_i,
+            sm_q=masks.stride(0), sm_h=masks.stride(1), sm_w=masks.stride(2), win_r0=r0, win_c0=c0,
+        )
+        k.MASK_BOUNDS.launch(
+            (max_det,),
+            **window,
+            ty0_ptr=ty0, ty1_ptr=ty1, tx0_ptr=tx0, tx1_ptr=tx1, bounds_ptr=bounds,
+            win_h=r1 - r0, win_w=c1 - c0, out_h=oh, out_w=ow,
+            vis_r0=vis[0], vis_r1=vis[1], vis_c0=vis[2], vis_c1=vis[3],
+            BLOCK_R=k.BOUNDS_BLOCK_R, BLOCK_W=k.MAX_MASK_SIDE, STEPS=k.SEARCH_STEPS,
         )
         # The interpreter pays per operation, not per element: big tiles there.
-        block_r, block_c = (64, 64) if device.type == "cpu" else (k.RUNS_BLOCK_R, k.RUNS_BLOCK_C)
-        runs_grid = (triton_cdiv(ow, block_c), max_det)
-        run_args = (
-            masks, count, det_i, bounds,
-            ty0, ty1, wy0, wy1, tx0, tx1, wx0, wx1,
-            counts, incl, runs,
-            masks.stride(0), masks.stride(1), masks.stride(2), r0, c0, ow,
-            top, left, self.capacity,
+        if device.type == "cpu" and self.interpreter_tiles:
+            block_r = block_c = k.INTERPRETER_RUNS_BLOCK
+        else:
+            block_r, block_c = k.RUNS_BLOCK_R, k.RUNS_BLOCK_C
+        runs = dict(
+            **window, bounds_ptr=bounds,
+            ty0_ptr=ty0, ty1_ptr=ty1, wy0_ptr=wy0, wy1_ptr=wy1,
+            tx0_ptr=tx0, tx1_ptr=tx1, wx0_ptr=wx0, wx1_ptr=wx1,
+            counts_ptr=counts, incl_ptr=incl, runs_ptr=runs_buf,
+            out_w=ow, frame_top=top, frame_left=left, capacity=self.capacity,
+            # torch CUDA copies a window that is not resized (its CPU kernel interpolates).
+            copy_input=int(arith == k.ARITH_CUDA and (r1 - r0, c1 - c0) == (oh, ow)),
+            ARITH=arith, BLOCK_R=block_r, BLOCK_C=block_c,
         )
-        k.mask_runs_kernel[runs_grid](
-            *run_args, EMIT=False, ARITH=arith, BLOCK_R=block_r, BLOCK_C=block_c, **opts
-        )
+        runs_grid = (triton.cdiv(ow, block_c), max_det)
+        k.MASK_RUNS.launch(runs_grid, **runs, EMIT=False)
         torch.cumsum(counts, 0, dtype=torch.int32, out=incl)
-        k.mask_runs_kernel[runs_grid](
-            *run_args, EMIT=True, ARITH=arith, BLOCK_R=block_r, BLOCK_C=block_c, **opts
-        )
+        k.MASK_RUNS.launch(runs_grid, **runs, EMIT=True)
         per_det_counts = counts.view(max_det, ow)
         per_det_incl = incl.view(max_det, ow)
         torch.sub(
@@ -282,7 +306,7 @@ class TritonPostprocessor:
         packet[layout.det_i : layout.det_f].copy_(det_i)
         packet[layout.det_f : layout.bounds].view(torch.float32).copy_(det_f)
         packet[layout.bounds : layout.range_start].copy_(bounds)
-        packet[layout.runs : layout.words].copy_(runs[: 3 * self.capacity])
+        packet[layout.runs : layout.words].copy_(runs_buf[: 3 * self.capacity])
         header[k.HDR_TOTAL : k.HDR_TOTAL + 1].copy_(incl[-1:])
         torch.gt(incl[-1:], self.capacity, out=header[k.HDR_OVERFLOW : k.HDR_OVERFLOW + 1])
         pending = Pending(packet, layout, (fh, fw), class_names)
@@ -334,10 +358,6 @@ class TritonPostprocessor:
         with self.lock:
             pending = self.launch(*args, **kwargs)
             return self.finish(pending)
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-int(a) // int(b))
 
 
 _default: TritonPostprocessor | None = None

@@ -24,7 +24,6 @@ tests exercise it on machines without a GPU.
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -32,27 +31,10 @@ import torch
 
 from inference_accel.preprocess import pillow_resize
 from inference_accel.preprocess.geometry import Geometry
-from inference_accel.preprocess.reference import IMAGENET_MEAN, IMAGENET_STD
+# Re-exported: the API gate and the CPU path import them from here.
+from inference_accel.triton_common import interpreter_active, normalization_lut  # noqa: F401
 
 OUT_DTYPES = (torch.float32, torch.float16)
-
-
-def interpreter_active() -> bool:
-    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-
-
-def normalization_lut(device: torch.device | str = "cpu") -> torch.Tensor:
-    """float32 (3, 256): ``lut[c, v]`` = reference value of byte ``v`` in RGB channel ``c``.
-
-    Same float32 operations as ``reference.to_normalized_tensor`` (``/ 255``,
-    ``- mean``, ``/ std``), so each entry is bit-identical to what the
-    reference computes for that byte.
-    """
-    values = torch.arange(256, dtype=torch.uint8).float().div(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1)
-    return ((values.view(1, 256) - mean) / std).contiguous().to(device)
 
 
 def packed_table(in_size: int, out_size: int) -> np.ndarray:
@@ -166,13 +148,9 @@ class TritonPreprocessor:
         ``geometry`` places the resized frame on the canvas (any mode).
         ``vertical_first`` overrides the installed Pillow's pass order (tests).
         """
-        from inference_accel.kernels.preprocess import (
-            BLOCK_X,
-            BLOCK_Y,
-            NUM_WARPS,
-            constexprs,
-            pil_resize_normalize_kernel,
-        )
+        import triton
+
+        from inference_accel.kernels.preprocess import BLOCK_X, BLOCK_Y, PIL_RESIZE_NORMALIZE, PRECISION_BITS
 
         if out.dtype not in OUT_DTYPES:
             raise ValueError(f"out must be float32 or float16, got {out.dtype}")
@@ -187,27 +165,22 @@ class TritonPreprocessor:
         ytab = self.table(device, frame_hw[0], rh)
         lut = self.lut(device)
         x0, y0 = geometry.content[0], geometry.content[1]
-        grid = (triton_cdiv(cw, BLOCK_X), triton_cdiv(ch, BLOCK_Y))
-        pil_resize_normalize_kernel[grid](
-            src, xtab, ytab, lut, out,
-            src.stride(0), src.stride(1), src.stride(2),
-            rh, rw,
-            xtab.shape[1] - 2, ytab.shape[1] - 2,
-            ch, cw,
-            y0, x0,
-            out.stride(0), out.stride(1), out.stride(2), out.stride(3),
-            int(index),
-            1 if bgr else 0,
-            num_warps=NUM_WARPS,
-            **constexprs(vertical_first),
+        PIL_RESIZE_NORMALIZE.launch(
+            (triton.cdiv(cw, BLOCK_X), triton.cdiv(ch, BLOCK_Y)),
+            src_ptr=src, xtab_ptr=xtab, ytab_ptr=ytab, lut_ptr=lut, out_ptr=out,
+            src_sh=src.stride(0), src_sw=src.stride(1), src_sc=src.stride(2),
+            resized_h=rh, resized_w=rw,
+            taps_x=xtab.shape[1] - 2, taps_y=ytab.shape[1] - 2,
+            canvas_h=ch, canvas_w=cw,
+            off_y=y0, off_x=x0,
+            out_sn=out.stride(0), out_sc=out.stride(1), out_sh=out.stride(2), out_sw=out.stride(3),
+            index=int(index),
+            src_bgr=1 if bgr else 0,
+            VERTICAL_FIRST=bool(vertical_first), BLOCK_Y=BLOCK_Y, BLOCK_X=BLOCK_X, PRECISION=PRECISION_BITS,
         )
         if self._pending is not None:
             self._pending.done.record(torch.cuda.current_stream(device))
             self._pending = None
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-int(a) // int(b))
 
 
 _default: TritonPreprocessor | None = None
