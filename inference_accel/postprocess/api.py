@@ -179,9 +179,35 @@ def _triton_input(logits, boxes, masks, geometry: Geometry) -> str | None:
     if device.type == "cpu" and sum(placement.out_hw) <= SMALL_OUTPUT_SUM:
         return "output this small takes torch's channels-last CPU kernel (another arithmetic)"
     if device.type == "cuda":
-        reason = _cuda_self_check(device)
+        reason = _deterministic_reason(device) or _cuda_self_check(device)
         if reason:
             return reason
+    return None
+
+
+def _deterministic_reason(device: torch.device) -> str | None:
+    """Deterministic mode changes the reference's arithmetic on CUDA: pass the kernels over.
+
+    Under ``torch.use_deterministic_algorithms(True)``, CUDA ``F.interpolate``
+    runs a Python decomposition (``torch/nn/functional.py``) whose float
+    order is not the CUDA kernel's that the Triton path reproduces; the dense
+    reference on the same device is then the exact path. Checked per call
+    (the mode can change at run time), and before the one-time self-check,
+    whose verdict is about the kernel order only.
+
+    >>> import torch
+    >>> torch.use_deterministic_algorithms(True)
+    >>> _deterministic_reason(torch.device("cuda")) is not None
+    True
+    >>> torch.use_deterministic_algorithms(False)
+    >>> _deterministic_reason(torch.device("cuda")) is None
+    True
+    """
+    if device.type == "cuda" and torch.are_deterministic_algorithms_enabled():
+        return (
+            "torch.use_deterministic_algorithms(True): CUDA F.interpolate then runs a Python "
+            "decomposition with another arithmetic, which the Triton kernels do not reproduce"
+        )
     return None
 
 

@@ -69,7 +69,7 @@ def normalization_lut(dtype: torch.dtype = torch.float32) -> np.ndarray:
     """
     lut = _luts.get(dtype)
     if lut is None:
-        from inference_accel.preprocess.triton_launch import normalization_lut as torch_lut
+        from inference_accel.triton_common import normalization_lut as torch_lut
 
         lut = np.ascontiguousarray(torch_lut("cpu").to(dtype).numpy())
         lut.setflags(write=False)
