@@ -4,6 +4,15 @@ Every command's default model is the cached seg-nano export and its default
 media the bundled sample video, so ``inference-accel bench`` needs no input.
 CLI options override the environment flags (see :mod:`inference_accel.flags`).
 
+**Errors.** Every failure is one line on stderr that names the input and
+what is wrong, with a non-zero exit status and no traceback (``-v`` shows
+it): a bad option value (exit 2, checked while parsing), a bad model, media
+or output path (exit 2, checked before the model opens or the run starts),
+an unexpected failure (exit 1). Ctrl-C stops cleanly: the note
+``interrupted`` and the results so far (bench: the table of the timed
+frames; predict: the frames done, written to the JSON and the video), then
+exit 130.
+
 >>> build_parser().parse_args(["bench", "--frames", "5"]).frames
 5
 """
@@ -13,22 +22,69 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from inference_accel.errors import InferenceAccelError
+from inference_accel.arguments import check_positive_int, check_threshold
+from inference_accel.errors import InferenceAccelError, InvalidArgumentError
 
 logger = logging.getLogger("inference_accel")
+
+EXIT_ERROR = 2  # a bad input: option, model, media or output path
+EXIT_UNEXPECTED = 1  # anything else (the traceback is behind -v)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+
+class CLIError(InferenceAccelError):
+    """A bad command line (an output path, a flag combination): one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``inference-accel bench: error: argument --x: ...``, exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# -- option value types: checked while parsing, so nothing runs on a bad value --
+def _number(text: str, kind):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+
+
+def _threshold(text: str) -> float:
+    try:
+        return check_threshold(_number(text, float))
+    except InvalidArgumentError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return check_positive_int("value", _number(text, int))
+    except InvalidArgumentError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}") from None
+
+
+def _count(text: str) -> int:
+    """An integer >= 0."""
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
 
 
 # -- shared options ---------------------------------------------------------
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="size name (seg-nano...), .onnx/.plan file or package dir; default: cached seg-nano")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="engine device (default: cuda if usable, else cpu)")
-    parser.add_argument("--threshold", type=float, default=0.4, help="confidence threshold, strict > (default 0.4)")
-    parser.add_argument("--max-detections", type=int, default=300)
+    parser.add_argument("--threshold", type=_threshold, default=0.4, help="confidence threshold in [0, 1], strict > (default 0.4)")
+    parser.add_argument("--max-detections", type=_positive_int, default=300, help="at most this many detections per frame (>= 1; default 300)")
     parser.add_argument("--resize-mode", choices=("stretch", "letterbox", "center-crop"), help="default: the model's")
     parser.add_argument("--preproc", choices=("fast", "reference"), help="override INFERENCE_MODELS_RFDETR_TRITON_PREPROC_ENABLED")
     parser.add_argument("--postproc", choices=("fast", "reference"), help="override INFERENCE_MODELS_RFDETR_TRITON_POSTPROC_ENABLED")
@@ -49,9 +105,10 @@ def _flags_from(args: argparse.Namespace):
 
 
 def _pipeline_from(args: argparse.Namespace, build_response: bool = True):
+    from inference_accel.models.source import warn_dropped_classes
     from inference_accel.pipeline import SegmentationPipeline
 
-    return SegmentationPipeline(
+    pipeline = SegmentationPipeline(
         args.model,
         device=args.device,
         flags=_flags_from(args),
@@ -60,38 +117,32 @@ def _pipeline_from(args: argparse.Namespace, build_response: bool = True):
         resize_mode=args.resize_mode,
         build_response=build_response,
     )
+    warn_dropped_classes(pipeline.source, pipeline.engine.spec.num_classes)
+    return pipeline
+
+
+# -- output paths: checked before the run, so a run's results are never lost to a bad path --
+def _check_writable(path: Path, option: str) -> Path:
+    """``path`` if a file can be created there: its folder exists and is writable, and it is no folder."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise CLIError(f"{option} {path}: is a directory, not a file")
+    if not folder.is_dir():
+        raise CLIError(f"{option} {path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"{option} {path}: the directory {folder} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise CLIError(f"{option} {path}: the file exists and is not writable")
+    return path
 
 
 # -- bench ------------------------------------------------------------------
-def cmd_bench(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from inference_accel.media import VideoFrames, resolve_source
+def _bench_report(args, video_path, video, pipeline, results, elapsed, interrupted):
     from inference_accel.pipeline import STAGES
 
-    pipeline = _pipeline_from(args)
-    video_path = resolve_source(args.video)
-    limit = None if args.frames == 0 else args.frames + args.warmup
-    video = VideoFrames(video_path, limit=limit)
-    results = []
-    start = time.perf_counter() if args.warmup == 0 else None
-    progress = tqdm(total=len(video) or None, desc="bench", unit="frame", file=sys.stderr, disable=args.quiet)
-    for result in pipeline.run(video):
-        progress.update(1)
-        if result.index < args.warmup:
-            if result.index == args.warmup - 1:
-                start = time.perf_counter()  # the clock starts once warm-up frames are out
-            continue
-        results.append(result)
-    progress.close()
-    if not results:
-        raise InferenceAccelError(f"video {video_path} has no frames past the {args.warmup} warm-up frame(s)")
-    elapsed = time.perf_counter() - start
-    fps = len(results) / elapsed
-    medians = {
-        stage: statistics.median(r.times_ms.get(stage, 0.0) for r in results) for stage in STAGES
-    }
-    impls = {}
+    fps = len(results) / elapsed if elapsed > 0 else 0.0
+    medians = {stage: statistics.median(r.times_ms.get(stage, 0.0) for r in results) for stage in STAGES}
+    impls: dict[str, set] = {}
     for r in results:
         for stage, impl in r.implementations.items():
             impls.setdefault(stage, set()).add(impl)
@@ -108,15 +159,57 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "end_to_end_fps": fps,
         "mean_detections": statistics.fmean(len(r.detections) for r in results),
     }
+    if interrupted:
+        report["interrupted"] = True
     print(f"video   {video_path.name}  {video.size_hw[1]}x{video.size_hw[0]}  frames {len(results)} (+{args.warmup} warm-up)")
     print(f"model   {report['model']}  engine {report['engine']}  depth {report['pipeline_depth']}")
     print(f"{'stage':<12} {'median ms':>10}  implementation")
     for stage in STAGES:
         print(f"{stage:<12} {medians[stage]:>10.2f}  {', '.join(report['implementations'].get(stage, ['-']))}")
     print(f"{'end-to-end':<12} {fps:>10.2f}  fps  (mean detections/frame {report['mean_detections']:.1f})")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return 0
+    return report
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from inference_accel import media
+
+    json_path = _check_writable(Path(args.json), "--json") if args.json else None
+    video_path = media.resolve_source(args.video)
+    limit = None if args.frames == 0 else args.frames + args.warmup
+    video = media.VideoFrames(video_path, limit=limit)
+    pipeline = _pipeline_from(args)
+    results = []
+    start = time.perf_counter() if args.warmup == 0 else None
+    progress = tqdm(total=len(video) or None, desc="bench", unit="frame", file=sys.stderr, disable=args.quiet)
+    stream = pipeline.run(video)
+    interrupted = False
+    try:
+        for result in stream:
+            progress.update(1)
+            if result.index < args.warmup:
+                if result.index == args.warmup - 1:
+                    start = time.perf_counter()  # the clock starts once warm-up frames are out
+                continue
+            results.append(result)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        elapsed = time.perf_counter() - start if start is not None else 0.0
+        stream.close()
+        progress.close()
+    if interrupted:
+        done = f"{len(results)} timed frame(s) done" if results else f"no timed frame yet (still in the {args.warmup} warm-up frame(s))"
+        print(f"inference-accel bench: interrupted (Ctrl-C): {done}" + ("; the results so far:" if results else ""), file=sys.stderr)
+        if not results:
+            return EXIT_INTERRUPTED
+    elif not results:
+        raise InferenceAccelError(f"video {video_path} has no frames past the {args.warmup} warm-up frame(s)")
+    report = _bench_report(args, video_path, video, pipeline, results, elapsed, interrupted)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
+    return EXIT_INTERRUPTED if interrupted else 0
 
 
 # -- predict ----------------------------------------------------------------
@@ -136,26 +229,73 @@ def _annotate(frame, detections):
     return out
 
 
+def _predict_paths(args: argparse.Namespace) -> tuple[bool, Path, Path]:
+    """``(is_image, output, json)`` of a predict run, checked before anything is read or run."""
+    from inference_accel import media
+
+    if args.source is None or args.source in media.SAMPLE_SIZES:
+        source_name, is_image = media.sample_video_path(args.source or media.DEFAULT_SAMPLE).name, False
+    else:
+        source_name = Path(args.source).name
+        is_image = Path(args.source).suffix.lower() in media.IMAGE_SUFFIXES
+    stem = Path(source_name).stem
+    if args.output:
+        output = Path(args.output)
+    else:
+        suffix = Path(source_name).suffix if is_image else ".mp4"
+        output = Path(f"{stem}-annotated{suffix}")
+    suffix = output.suffix.lower()
+    if is_image:
+        import cv2
+
+        if suffix not in media.IMAGE_SUFFIXES or not cv2.haveImageWriter(f"x{suffix}"):
+            known = sorted(s for s in media.IMAGE_SUFFIXES if cv2.haveImageWriter(f"x{s}"))
+            raise CLIError(
+                f"--output {output}: unknown image extension {output.suffix or '(none)'!r}; "
+                f"use one of {', '.join(known)}"
+            )
+    elif suffix not in media.VIDEO_OUTPUT_SUFFIXES:
+        raise CLIError(
+            f"--output {output}: unknown video extension {output.suffix or '(none)'!r}; "
+            f"use one of {', '.join(sorted(media.VIDEO_OUTPUT_SUFFIXES))}"
+        )
+    _check_writable(output, "--output")
+    json_path = Path(args.json) if args.json else output.with_suffix(".json")
+    _check_writable(json_path, "--json" if args.json else "--output (its .json beside it)")
+    if json_path.resolve() == output.resolve():
+        raise CLIError(f"--json {json_path}: the same file as --output")
+    if args.source is not None and args.source not in media.SAMPLE_SIZES:
+        for option, path in (("--output", output), ("--json", json_path)):
+            if path.resolve() == Path(args.source).resolve():
+                raise CLIError(f"{option} {path}: the same file as the input; it would be overwritten")
+    return is_image, output, json_path
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
+    from inference_accel import media
     from inference_accel.errors import UnreadableMediaError
-    from inference_accel.media import IMAGE_SUFFIXES, VideoFrames, read_image, resolve_source
 
-    pipeline = _pipeline_from(args)
-    source = resolve_source(args.source)
-    output = Path(args.output) if args.output else Path(f"{source.stem}-annotated{source.suffix if source.suffix.lower() in IMAGE_SUFFIXES else '.mp4'}")
+    is_image, output, json_path = _predict_paths(args)
+    source = media.resolve_source(args.source)
     records = []
-    if source.suffix.lower() in IMAGE_SUFFIXES:
-        frame = read_image(source)
-        result = next(iter(pipeline.run([frame])))
+    interrupted = False
+    if is_image:
+        frame = media.read_image(source, accept_truncated=args.accept_truncated)
+        pipeline = _pipeline_from(args)
+        try:
+            result = next(iter(pipeline.run([frame])))
+        except KeyboardInterrupt:
+            print("inference-accel predict: interrupted (Ctrl-C): nothing written", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if not cv2.imwrite(str(output), _annotate(frame, result.detections)):
             raise UnreadableMediaError(f"cannot write {output}")
         records.append({"frame": 0, "detections": result.response})
     else:
-        video = VideoFrames(source, limit=args.frames or None)
+        video = media.VideoFrames(source, limit=args.frames or None)
+        pipeline = _pipeline_from(args)
         writer = None
-        frames = iter(video)
         held: list = []
 
         def remember(stream):
@@ -163,22 +303,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 held.append(frame)
                 yield frame
 
-        for result in pipeline.run(remember(frames)):
-            frame = held.pop(0)
-            annotated = _annotate(frame, result.detections)
-            if writer is None:
-                h, w = annotated.shape[:2]
-                writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*"mp4v"), video.fps, (w, h))
-                if not writer.isOpened():
-                    raise UnreadableMediaError(f"cannot write video {output}")
-            writer.write(annotated)
-            records.append({"frame": result.index, "detections": result.response})
-        if writer is not None:
-            writer.release()
-    json_path = Path(args.json) if args.json else output.with_suffix(".json")
-    json_path.write_text(json.dumps({"source": str(source), "frames": records}, indent=1))
+        stream = pipeline.run(remember(iter(video)))
+        try:
+            for result in stream:
+                frame = held.pop(0)
+                annotated = _annotate(frame, result.detections)
+                if writer is None:
+                    h, w = annotated.shape[:2]
+                    writer = cv2.VideoWriter(str(output), cv2.VideoWriter_fourcc(*"mp4v"), video.fps, (w, h))
+                    if not writer.isOpened():
+                        raise UnreadableMediaError(f"cannot write video {output}")
+                writer.write(annotated)
+                records.append({"frame": result.index, "detections": result.response})
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            stream.close()
+            if writer is not None:
+                writer.release()
+    payload = {"source": str(source), "frames": records}
+    if interrupted:
+        payload["interrupted"] = True
+    json_path.write_text(json.dumps(payload, indent=1))
     total = sum(len(r["detections"] or []) for r in records)
-    print(f"{len(records)} frame(s), {total} detection(s): annotated -> {output}, detections -> {json_path}")
+    summary = f"{len(records)} frame(s), {total} detection(s): annotated -> {output}, detections -> {json_path}"
+    if interrupted:
+        print(f"inference-accel predict: interrupted (Ctrl-C) after {len(records)} frame(s); kept: {summary}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary)
     return 0
 
 
@@ -187,6 +339,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from inference_accel.models.cache import cached_model_path
     from inference_accel.models.export import export_model
 
+    if args.fp16 and not args.tensorrt:
+        raise CLIError("--fp16 applies to --tensorrt only (it is a TensorRT builder flag)")
+    if args.output:
+        if Path(args.output).suffix.lower() != ".onnx":
+            raise CLIError(
+                f"--output {args.output}: unknown extension {Path(args.output).suffix or '(none)'!r}; "
+                "the export is an .onnx file (its .json sidecar goes beside it)"
+            )
+        parent = Path(args.output).parent
+        if parent.exists() and not parent.is_dir():
+            raise CLIError(f"--output {args.output}: {parent} is not a directory")
     onnx = Path(args.output) if args.output else cached_model_path(args.model)
     if not (args.tensorrt and onnx.is_file() and not args.checkpoint):
         onnx = export_model(args.model, args.checkpoint, args.output, demo_calibration=not args.no_demo_calibration)
@@ -210,19 +373,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     verbose_help = "show our debug lines, tracebacks, and the third-party warnings and logs hidden by default"
-    parser = argparse.ArgumentParser(prog="inference-accel", description="Fast, exact RF-DETR segmentation.")
+    parser = _Parser(prog="inference-accel", description="Fast, exact RF-DETR segmentation.")
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     # -v also after the command name (``inference-accel bench -v``); SUPPRESS keeps
     # the subcommand's default from resetting a -v given before the command.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", parents=[common], help="end-to-end fps and per-stage times on a video")
     _add_model_options(bench)
     bench.add_argument("--video", help="sample name (312p, 720p, 1080p, portrait) or a video path; default 1080p sample")
-    bench.add_argument("--frames", type=int, default=30, help="timed frames (0 = whole video; default 30)")
-    bench.add_argument("--warmup", type=int, default=2, help="untimed warm-up frames (default 2)")
+    bench.add_argument("--frames", type=_count, default=30, help="timed frames (0 = whole video; default 30)")
+    bench.add_argument("--warmup", type=_count, default=2, help="untimed warm-up frames (>= 0; default 2)")
     bench.add_argument("--json", help="write the report to this JSON file")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(func=cmd_bench)
@@ -230,9 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", parents=[common], help="annotate an image or video and write JSON detections")
     _add_model_options(predict)
     predict.add_argument("source", nargs="?", help="image or video path, or a sample name; default 1080p sample")
-    predict.add_argument("--output", help="annotated output path")
+    predict.add_argument("--output", help="annotated output path (an image extension for an image, .mp4/.mov/.avi/.mkv for a video)")
     predict.add_argument("--json", help="detections JSON path (default: beside the output)")
-    predict.add_argument("--frames", type=int, default=0, help="max video frames (0 = all)")
+    predict.add_argument("--frames", type=_count, default=0, help="max video frames (0 = all)")
+    predict.add_argument(
+        "--accept-truncated", action="store_true",
+        help="read a truncated or corrupt image as far as it decodes (with a warning) instead of refusing it",
+    )
     predict.set_defaults(func=cmd_predict)
 
     export = sub.add_parser("export", parents=[common], help="build an RF-DETR-Seg model with rfdetr and export ONNX")
@@ -292,17 +459,33 @@ def configure_output(verbose: bool = False) -> None:
         logger.debug("CPUs usable: %s", CPU_BUDGET.describe())
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one line on stderr (see the module docstring), ``-v`` re-raises."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_output(args.verbose)
+    prefix = f"inference-accel {args.command}"
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        if args.verbose:
+            raise
+        print(f"{prefix}: interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except InferenceAccelError as exc:
         if args.verbose:
             raise
-        print(f"inference-accel {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - a CLI prints one line, never a traceback (-v shows it)
+        if args.verbose:
+            raise
+        print(f"{prefix}: error: unexpected {type(exc).__name__}: {_one_line(exc)} (run with -v for the traceback)", file=sys.stderr)
+        return EXIT_UNEXPECTED
 
 
 if __name__ == "__main__":

@@ -116,3 +116,104 @@ def test_truncated_video_is_reported_not_silently_short(tmp_path, caplog):
         got = len(list(video))
     assert 0 < got < 30 and video.stopped_early == got
     assert f"stopped after {got} of 30 frames" in caplog.text
+
+
+# -- truncated and corrupt images ------------------------------------------------------
+def _encoded(ext, seed=0):
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    ok, buf = cv2.imencode(ext, rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp", ".webp"])
+@pytest.mark.parametrize("keep", [0.5, 0.9, "no-end-marker"])
+def test_truncated_image_is_an_error_naming_the_file(tmp_path, ext, keep):
+    from inference_accel.errors import UnreadableMediaError
+    from inference_accel.media import read_image
+
+    data = _encoded(ext)
+    if keep == "no-end-marker":
+        if ext not in (".jpg", ".png"):
+            pytest.skip("only JPEG and PNG have an end marker")
+        data = data[:-2] if ext == ".jpg" else data[:-12]  # the EOI marker / the IEND chunk
+    else:
+        data = data[: int(len(data) * keep)]
+    path = tmp_path / f"cut{ext}"
+    path.write_bytes(data)
+    with pytest.raises(UnreadableMediaError, match=rf"cut\{ext}.*truncated"):
+        read_image(path)
+
+
+def test_corrupt_png_is_an_error(tmp_path):
+    from inference_accel.errors import UnreadableMediaError
+    from inference_accel.media import read_image
+
+    data = bytearray(_encoded(".png"))
+    data[len(data) // 2] ^= 0xFF  # a flipped byte in IDAT: CRC and zlib stream broken
+    path = tmp_path / "flipped.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(UnreadableMediaError, match=r"flipped\.png"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".bmp", ".webp", ".tif"])
+def test_whole_images_read_as_before(tmp_path, ext):
+    import cv2
+
+    from inference_accel.media import read_image
+
+    path = tmp_path / f"whole{ext}"
+    path.write_bytes(_encoded(ext))
+    np.testing.assert_array_equal(read_image(path), cv2.imread(str(path), cv2.IMREAD_COLOR))
+
+
+def test_jpeg_with_trailing_bytes_after_the_end_marker_is_whole(tmp_path):
+    from inference_accel.media import read_image
+
+    path = tmp_path / "trailer.jpg"
+    path.write_bytes(_encoded(".jpg") + b"\x00\x00vendor trailer")
+    assert read_image(path).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_accept_truncated_reads_the_rest(tmp_path, caplog, ext):
+    import logging
+
+    from inference_accel.media import read_image
+
+    data = _encoded(ext)
+    path = tmp_path / f"cut{ext}"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    with caplog.at_level(logging.WARNING, logger="inference_accel"):
+        image = read_image(path, accept_truncated=True)
+    assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+    assert f"cut{ext}" in caplog.text and "truncated" in caplog.text
+
+
+def test_read_image_flag_is_checked(tmp_path):
+    from inference_accel.errors import InvalidArgumentError
+    from inference_accel.media import read_image
+
+    path = tmp_path / "a.png"
+    path.write_bytes(_encoded(".png"))
+    with pytest.raises(InvalidArgumentError, match="accept_truncated"):
+        read_image(path, accept_truncated="yes")
+
+
+@pytest.mark.parametrize("limit", [-1, 0, 2.5, True])
+def test_video_frames_limit_is_checked(tmp_path, limit):
+    import cv2
+
+    from inference_accel.errors import InvalidArgumentError
+    from inference_accel.media import VideoFrames
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for _ in range(3):
+        writer.write(np.zeros((24, 32, 3), np.uint8))
+    writer.release()
+    with pytest.raises(InvalidArgumentError, match="limit"):
+        VideoFrames(path, limit=limit)

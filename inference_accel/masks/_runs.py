@@ -20,6 +20,10 @@ crossed by a run).
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from supervision import CompactMask
@@ -27,6 +31,106 @@ from supervision import CompactMask
 from inference_accel.errors import InvalidMaskError
 
 IntArray = npt.NDArray[np.int64]
+
+#: Largest image side: CompactMask keeps offsets and crop shapes in int32.
+MAX_SIDE = 2**31 - 1
+#: Largest run a count may hold once decoded. Any h*w (sides <= MAX_SIDE) is
+#: below it, and running sums of counts in [0, MAX_COUNT] are checked before
+#: they could reach 2**63, so int64 arithmetic on validated counts never wraps.
+MAX_COUNT = 2**62
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int if it is an integer (not a bool or a float) >= ``minimum``.
+
+    >>> check_int("threads", 2)
+    2
+    >>> check_int("threads", 1.5)
+    Traceback (most recent call last):
+    ...
+    inference_accel.errors.InvalidMaskError: threads must be an int >= 1, got 1.5 (float)
+    """
+    if not _is_int(value) or int(value) < minimum:
+        raise InvalidMaskError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def check_iou_threshold(value: Any, name: str = "iou_threshold") -> float:
+    """``value`` as a float if it is a real number in [0, 1] (bool, NaN, strings, None refused).
+
+    >>> check_iou_threshold(1)
+    1.0
+    """
+    from inference_accel.arguments import check_threshold
+    from inference_accel.errors import InvalidArgumentError
+
+    try:
+        return check_threshold(value, name)
+    except InvalidArgumentError as exc:
+        raise InvalidMaskError(str(exc)) from None
+
+
+def check_hw(value: Any, name: str = "image_shape", minimum: int = 1) -> tuple[int, int]:
+    """An ``(h, w)`` pair of integers in [``minimum``, 2**31 - 1]; floats, bools and strings refused.
+
+    >>> check_hw([480, 640])
+    (480, 640)
+    >>> check_hw((3.7, 3), "COCO RLE size")
+    Traceback (most recent call last):
+    ...
+    inference_accel.errors.InvalidMaskError: COCO RLE size must be [h, w], two positive ints (at most 2**31 - 1), got (3.7, 3)
+    """
+    try:
+        pair = tuple(value) if not isinstance(value, (str, bytes, Mapping)) else ()
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(_is_int(v) and minimum <= int(v) <= MAX_SIDE for v in pair):
+        kind = "positive ints" if minimum == 1 else f"ints >= {minimum}"
+        raise InvalidMaskError(f"{name} must be [h, w], two {kind} (at most 2**31 - 1), got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def check_run_counts(counts: IntArray, total: int, what: str = "RLE", exact: bool = True) -> IntArray:
+    """``counts`` if every run is in [0, ``total``] and they sum to ``total`` (at most ``total`` if not ``exact``).
+
+    Overflow-safe: each count is checked before any sum is taken, and the
+    running sum is checked to never decrease (with counts in [0, 2**62] a
+    wrap of int64 would make it drop), so a crafted RLE whose int64 sum
+    wraps to exactly h*w is refused instead of decoding to a wrong mask.
+
+    >>> check_run_counts(np.array([4, 1, 4]), 9).tolist()
+    [4, 1, 4]
+    """
+    _checked_ends(counts, total, what, exact)
+    return counts
+
+
+def _checked_ends(counts: IntArray, total: int | None, what: str = "RLE", exact: bool = True) -> IntArray:
+    """Running sums of validated ``counts`` (see :func:`check_run_counts`); ``total=None``: only no wrap."""
+    limit = MAX_COUNT if total is None else total
+    if limit > MAX_COUNT:
+        raise InvalidMaskError(f"{what} covers {limit} pixels, more than {MAX_COUNT}")
+    if counts.size:
+        low, high = int(counts.min()), int(counts.max())
+        if low < 0:
+            raise InvalidMaskError(f"{what} has a negative run ({low}); runs must be >= 0")
+        if high > limit:
+            bound = f"h*w = {limit}" if total is not None else str(limit)
+            raise InvalidMaskError(f"{what} has a run of {high} pixels, more than {bound}")
+    ends = np.cumsum(counts)
+    wrapped = ends.size > 1 and bool((ends[1:] < ends[:-1]).any())
+    summed = sum(counts.tolist()) if wrapped else (int(ends[-1]) if ends.size else 0)
+    if total is None:
+        if wrapped:
+            raise InvalidMaskError(f"{what} counts sum to {summed}, past 2**63")
+    elif summed > total or (exact and summed != total):
+        expected = f"expected h*w = {total}" if exact else f"but the mask has only {total}"
+        raise InvalidMaskError(f"{what} counts sum to {summed}, {expected}")
+    return ends
 
 
 def runs_to_intervals(
@@ -39,21 +143,14 @@ def runs_to_intervals(
     shortfall is trailing background, as supervision's decoder treats it).
 
     Raises:
-        InvalidMaskError: a negative run, or runs longer than ``total``.
+        InvalidMaskError: a negative run, or runs longer than ``total`` (or
+            past 2**62 without it; the sums are checked, never wrapped).
 
     >>> [a.tolist() for a in runs_to_intervals([0, 2, 0, 0, 3, 1])]
     [[0, 5], [2, 6]]
     """
     counts = np.asarray(runs, dtype=np.int64).ravel()
-    if counts.size and int(counts.min()) < 0:
-        raise InvalidMaskError(
-            f"RLE has a negative run ({int(counts.min())}); runs must be >= 0"
-        )
-    ends = np.cumsum(counts)
-    if total is not None and ends.size and int(ends[-1]) > total:
-        raise InvalidMaskError(
-            f"RLE runs cover {int(ends[-1])} pixels but the mask has only {total}"
-        )
+    ends = _checked_ends(counts, total, exact=False)
     starts = ends[:-1:2]
     stops = ends[1::2]
     keep = stops > starts

@@ -39,6 +39,7 @@ import numpy.typing as npt
 import scipy.sparse
 
 from inference_accel.errors import InvalidMaskError
+from inference_accel.masks._runs import check_int
 
 __all__ = ["as_boxes", "box_iou_matrix", "box_iou_sparse", "overlapping_pairs", "pair_overlap"]
 
@@ -111,6 +112,7 @@ def overlapping_pairs(
     >>> [x.tolist() for x in overlapping_pairs([[0, 0, 2, 2]], [[1, 1, 3, 3], [2, 0, 4, 2]])]
     [[0], [0]]
     """
+    chunk = check_int("chunk", chunk)
     a = as_boxes(boxes_a, "boxes_a")
     b = as_boxes(boxes_b, "boxes_b")
     rows_parts, cols_parts = [], []
@@ -181,6 +183,7 @@ def box_iou_sparse(
     >>> box_iou_sparse(np.empty((0, 4)), [[0, 0, 1, 1]])[2].shape
     (0,)
     """
+    chunk = check_int("chunk", chunk)
     a = as_boxes(boxes_a, "boxes_a")
     b = as_boxes(boxes_b, "boxes_b")
     rows, cols = overlapping_pairs(a, b, chunk)

@@ -41,8 +41,12 @@ from supervision import CompactMask
 
 from inference_accel.errors import InvalidMaskError
 from inference_accel.masks._runs import (
+    MAX_COUNT,
     build_compact,
     check_compact,
+    check_hw,
+    check_int,
+    check_run_counts,
     intervals_to_runs,
     runs_to_intervals,
     stream_intervals,
@@ -79,6 +83,7 @@ def encode_counts_string(counts: npt.ArrayLike, height: int, width: int) -> byte
     >>> encode_counts_string([13, 3, 3, 3, 8], 6, 5)
     b'=3305'
     """
+    height, width = check_int("height", height), check_int("width", width)
     rle = {"size": [int(height), int(width)], "counts": np.asarray(counts, np.uint32)}
     return mask_utils.frPyObjects(rle, int(height), int(width))["counts"]
 
@@ -123,8 +128,9 @@ def decode_counts_string(counts: str | bytes) -> npt.NDArray[np.int64]:
     difference to the count two places earlier.
 
     Raises:
-        InvalidMaskError: a character outside '0'..'o', a truncated group, or
-            a group too long for a 64-bit count.
+        InvalidMaskError: a character outside '0'..'o', a truncated group, a
+            group too long for a 64-bit count, or a count whose delta
+            decoding leaves [-2**62, 2**62] (checked, so it never wraps).
 
     >>> decode_counts_string(b'=3305').tolist()
     [13, 3, 3, 3, 8]
@@ -160,9 +166,17 @@ def decode_counts_string(counts: str | bytes) -> npt.NDArray[np.int64]:
     values = values - (negative.astype(np.int64) << (5 * group_len))
     # Undo the delta coding: x[i] += x[i-2] for i > 2, i.e. running sums over
     # the odd indices (1, 3, 5, ...) and over the even indices from 2 on.
+    # Each value is in [-2**60, 2**60), so while every running sum stays in
+    # [-2**62, 2**62] the next one cannot wrap int64: the first running sum out
+    # of that range is exact, and is refused.
     out = values.copy()
     out[1::2] = np.cumsum(values[1::2])
     out[2::2] = np.cumsum(values[2::2])
+    if out.size and int(np.abs(out).max()) > MAX_COUNT:
+        first = int(np.flatnonzero(np.abs(out) > MAX_COUNT)[0])
+        raise InvalidMaskError(
+            f"COCO RLE counts string decodes count {first} to {int(out[first])}: too large (beyond 2**62)"
+        )
     return out
 
 
@@ -170,14 +184,24 @@ def _counts_array(raw: Any) -> npt.NDArray[np.int64]:
     """Run lengths of uncompressed or compressed counts, validated as integers."""
     if isinstance(raw, (str, bytes, bytearray)):
         return decode_counts_string(raw)
+    if isinstance(raw, (list, tuple)) and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in raw
+    ):
+        # Python ints: numpy would make floats or objects of the ones int64 cannot hold.
+        beyond = [int(v) for v in raw if not -(2**63) <= int(v) < 2**63]
+        if beyond:
+            raise InvalidMaskError(f"COCO RLE counts hold {beyond[0]}: too large for a 64-bit count")
+        return np.array([int(v) for v in raw], dtype=np.int64)
     try:
         arr = np.asarray(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidMaskError(f"COCO RLE counts cannot be read: {exc}") from exc
     if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
         raise InvalidMaskError(
             "COCO RLE counts must be a flat list of integers or a compressed string"
         )
+    if arr.size and arr.dtype.kind == "u" and int(arr.max()) > np.iinfo(np.int64).max:
+        raise InvalidMaskError(f"COCO RLE counts hold {int(arr.max())}: too large for a 64-bit count")
     return arr.astype(np.int64)
 
 
@@ -185,13 +209,7 @@ def _rle_size(rle: Any) -> tuple[int, int]:
     """Validated ``(h, w)`` of one COCO RLE mapping."""
     if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
         raise InvalidMaskError("each COCO RLE must be a mapping with 'size' and 'counts'")
-    try:
-        height, width = (int(v) for v in rle["size"])
-    except (TypeError, ValueError) as exc:
-        raise InvalidMaskError(f"COCO RLE size must be [h, w], got {rle['size']!r}") from exc
-    if height <= 0 or width <= 0:
-        raise InvalidMaskError(f"COCO RLE size must be positive, got {[height, width]}")
-    return height, width
+    return check_hw(rle["size"], "COCO RLE size")
 
 
 def from_coco_rle(
@@ -220,7 +238,7 @@ def from_coco_rle(
         if not rles:
             raise InvalidMaskError("image_shape is required when there are no RLEs")
         image_shape = _rle_size(rles[0])
-    height, width = (int(v) for v in image_shape)
+    height, width = check_hw(image_shape)
     parts = []
     for i, rle in enumerate(rles):
         size = _rle_size(rle)
@@ -228,14 +246,7 @@ def from_coco_rle(
             raise InvalidMaskError(
                 f"COCO RLE {i} has size {list(size)} but the image is {[height, width]}"
             )
-        counts = _counts_array(rle["counts"])
-        total = int(counts.sum())
-        if counts.size and int(counts.min()) < 0:
-            raise InvalidMaskError(f"COCO RLE {i} has a negative run ({int(counts.min())})")
-        if total != height * width:
-            raise InvalidMaskError(
-                f"COCO RLE {i} counts sum to {total}, expected h*w = {height * width}"
-            )
+        counts = check_run_counts(_counts_array(rle["counts"]), height * width, f"COCO RLE {i}")
         starts, stops = runs_to_intervals(counts)
         parts.append(stream_to_tight_crop(starts, stops, height))
     return build_compact(parts, (height, width))

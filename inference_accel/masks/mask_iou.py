@@ -36,7 +36,7 @@ import scipy.sparse
 from supervision import CompactMask
 
 from inference_accel.errors import InvalidMaskError
-from inference_accel.masks._runs import check_compact, stream_intervals
+from inference_accel.masks._runs import check_compact, check_int, stream_intervals
 from inference_accel.masks.box_iou import CHUNK, _expand, overlapping_pairs
 
 __all__ = ["crop_boxes", "mask_areas", "mask_intersections", "mask_iou_matrix", "mask_iou_sparse"]
@@ -102,6 +102,7 @@ def mask_intersections(
     >>> [x.tolist() for x in mask_intersections(cm, cm)]
     [[0], [0], [9]]
     """
+    chunk = check_int("chunk", chunk)
     h, w = _check_pair(masks_a, masks_b)
     hw = h * w
     rows, cols = overlapping_pairs(crop_boxes(masks_a), crop_boxes(masks_b))

@@ -46,6 +46,7 @@ from scipy.sparse.csgraph import connected_components
 from supervision import CompactMask
 
 from inference_accel.errors import InvalidMaskError
+from inference_accel.masks._runs import check_int, check_iou_threshold
 from inference_accel.masks.box_iou import as_boxes, box_iou_sparse
 from inference_accel.masks.mask_iou import mask_iou_sparse
 
@@ -74,14 +75,19 @@ def match_sparse(
     >>> m.rows.tolist(), m.cols.tolist()
     ([0, 1], [1, 0])
     """
-    if not 0.0 <= float(iou_threshold) <= 1.0:
-        raise InvalidMaskError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+    iou_threshold = check_iou_threshold(iou_threshold)
+    try:
+        pair = tuple(shape) if not isinstance(shape, (str, bytes)) else ()
+    except TypeError:
+        pair = ()
+    if len(pair) != 2:
+        raise InvalidMaskError(f"shape must be (n, m), two ints >= 0, got {shape!r}")
+    n, m = check_int("shape[0]", pair[0], minimum=0), check_int("shape[1]", pair[1], minimum=0)
     r = np.asarray(rows, dtype=np.int64).ravel()
     c = np.asarray(cols, dtype=np.int64).ravel()
     v = np.asarray(ious, dtype=np.float64).ravel()
     if not (r.size == c.size == v.size):
         raise InvalidMaskError("rows, cols and ious must have the same length")
-    n, m = (int(s) for s in shape)
     if r.size and (r.min() < 0 or r.max() >= n or c.min() < 0 or c.max() >= m):
         raise InvalidMaskError(f"pair indices out of range for shape {(n, m)}")
     edge = v > 0

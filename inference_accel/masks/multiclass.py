@@ -39,6 +39,8 @@ from inference_accel.errors import InvalidMaskError
 from inference_accel.masks._runs import (
     build_compact,
     check_compact,
+    check_hw,
+    check_run_counts,
     intervals_to_runs,
     merge_touching,
     stream_intervals,
@@ -97,12 +99,7 @@ def _checked(rle: Mapping[str, Any]) -> tuple[int, int, np.ndarray, npt.NDArray[
         )
     if values.size and not (np.issubdtype(values.dtype, np.integer) or values.dtype == np.bool_):
         raise InvalidMaskError(f"multiclass RLE values must be integers, got {values.dtype}")
-    if counts.size and int(counts.min()) < 0:
-        raise InvalidMaskError(f"multiclass RLE has a negative run ({int(counts.min())})")
-    if int(counts.sum()) != h * w:
-        raise InvalidMaskError(
-            f"multiclass RLE counts sum to {int(counts.sum())}, expected h*w = {h * w}"
-        )
+    check_run_counts(counts, h * w, "multiclass RLE")
     return h, w, values, counts
 
 
@@ -269,7 +266,7 @@ def coco_to_multiclass(
         if len(ids) != len(items):
             raise InvalidMaskError(f"{len(ids)} class ids for {len(items)} RLEs")
     if image_shape is not None:
-        h, w = (int(v) for v in image_shape)
+        h, w = check_hw(image_shape)
     elif items:
         h, w = _rle_size(items[0])
     else:
@@ -278,11 +275,7 @@ def coco_to_multiclass(
     for c, rle in zip(ids, items):
         if _rle_size(rle) != (h, w):
             raise InvalidMaskError(f"COCO RLE sizes differ: {list(_rle_size(rle))} vs {[h, w]}")
-        counts = _counts_array(rle["counts"])
-        if counts.size and int(counts.min()) < 0:
-            raise InvalidMaskError(f"COCO RLE has a negative run ({int(counts.min())})")
-        if int(counts.sum()) != h * w:
-            raise InvalidMaskError(f"COCO RLE counts sum to {int(counts.sum())}, expected h*w = {h * w}")
+        counts = check_run_counts(_counts_array(rle["counts"]), h * w, f"COCO RLE of class {c}")
         ends = np.cumsum(counts)
         s, e = ends[:-1:2], ends[1::2]
         keep = e > s

@@ -33,6 +33,7 @@ import supervision as sv
 from supervision import CompactMask
 
 from inference_accel.errors import InvalidMaskError
+from inference_accel.masks._runs import check_iou_threshold
 from inference_accel.masks.box_iou import as_boxes, box_iou_sparse
 from inference_accel.masks.mask_iou import mask_iou_sparse
 
@@ -58,8 +59,7 @@ def _predictions(predictions: npt.ArrayLike) -> np.ndarray:
 
 
 def _check_threshold(iou_threshold: float) -> None:
-    if not 0 <= iou_threshold <= 1:
-        raise InvalidMaskError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+    check_iou_threshold(iou_threshold)
 
 
 def _greedy(

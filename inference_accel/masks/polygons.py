@@ -40,7 +40,7 @@ import numpy.typing as npt
 from supervision import CompactMask
 
 from inference_accel.errors import InvalidMaskError
-from inference_accel.masks._runs import crop_columns, runs_to_intervals, split_columns
+from inference_accel.masks._runs import check_int, check_run_counts, crop_columns, runs_to_intervals, split_columns
 from inference_accel.masks.coco_rle import _counts_array, _rle_size
 from inference_accel.workers import pool
 
@@ -63,16 +63,13 @@ def _columns(source: MaskSource, index: int | None) -> tuple[np.ndarray, np.ndar
     if isinstance(source, CompactMask):
         if index is None:
             raise InvalidMaskError("a CompactMask source needs the mask index")
+        index = check_int("mask index", index, minimum=-(2**63))
         if not -len(source) <= index < len(source):
             raise InvalidMaskError(f"mask index {index} out of range for {len(source)} masks")
         return crop_columns(source, index % len(source))
     if isinstance(source, Mapping):
         height, width = _rle_size(source)
-        counts = _counts_array(source["counts"])
-        if int(counts.sum()) != height * width:
-            raise InvalidMaskError(
-                f"COCO RLE counts sum to {int(counts.sum())}, expected h*w = {height * width}"
-            )
+        counts = check_run_counts(_counts_array(source["counts"]), height * width, "COCO RLE")
         starts, stops = runs_to_intervals(counts)
         return split_columns(starts, stops, height)
     raise InvalidMaskError(
@@ -219,6 +216,7 @@ def masks_to_polygons(masks: CompactMask, kind: str = "largest", threads: int = 
         raise InvalidMaskError(f"kind must be one of {sorted(funcs)}, got {kind!r}")
     if not isinstance(masks, CompactMask):
         raise InvalidMaskError(f"masks must be a supervision CompactMask, got {type(masks).__name__}")
+    threads = check_int("threads", threads)
     func = funcs[kind]
     n = len(masks)
     if threads > 1 and n > 1:

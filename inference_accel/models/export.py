@@ -163,6 +163,9 @@ def export_model(
         raise InferenceAccelError(f"unknown model {name!r}; choose one of {sorted(SEG_MODELS)}")
     spec = SEG_MODELS[name]
     destination = Path(output) if output is not None else cached_model_path(name)
+    if destination.suffix.lower() != ".onnx":
+        # Its sidecar is the same path with .json: any other suffix could put both in one file.
+        raise InferenceAccelError(f"export destination {destination} must end in .onnx (its .json sidecar goes beside it)")
     random_init = checkpoint is None
     logger.info("building %s with rfdetr and exporting it to ONNX (a minute or more on a small CPU)", name)
     if random_init:
