@@ -52,7 +52,7 @@ from inference_accel.engine.factory import open_engine
 from inference_accel.errors import InvalidModelError
 from inference_accel.flags import Flags, read_flags
 from inference_accel.frames import validate_frame
-from inference_accel.models.source import ModelSource, resolve_model
+from inference_accel.models.source import ModelSource, resolve_model, warn_dropped_classes
 from inference_accel.postprocess.api import postprocess, redo_with_reference
 from inference_accel.postprocess.triton_launch import RunsOverflow
 from inference_accel.preprocess.api import preprocess_into
@@ -220,6 +220,7 @@ class SegmentationPipeline:
         self.source: ModelSource = resolve_model(model)
         self.engine = open_engine(self.source, self.flags, device, slots=self.concurrency * self.depth)
         spec = self.engine.spec
+        warn_dropped_classes(self.source, spec.num_classes)  # once per model and class count
         if self.source.input_hw is not None and self.source.input_hw != spec.input_hw:
             raise InvalidModelError(
                 f"model config says input {self.source.input_hw} but the model takes {spec.input_hw}"

@@ -235,3 +235,17 @@ def test_export_destination_must_be_onnx(tmp_path):
     with pytest.raises(InferenceAccelError, match=r"model\.json must end in \.onnx"):
         export_model("seg-nano", output=tmp_path / "model.json")
     assert not (tmp_path / "model.json").exists()
+
+
+def test_pipeline_warns_about_dropped_class_ids(tmp_path, caplog):
+    # Library users (not only the CLI) hear which ids a short class list drops.
+    import logging
+
+    from inference_accel.pipeline import SegmentationPipeline
+
+    write_tiny_seg_model(tmp_path / "weights.onnx")
+    (tmp_path / "class_names.txt").write_text("cat\ndog\n")
+    (tmp_path / "inference_config.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger="inference_accel"):
+        SegmentationPipeline(tmp_path)
+    assert any("dropped" in r.getMessage() and "2, 3" in r.getMessage() for r in caplog.records)
