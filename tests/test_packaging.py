@@ -44,6 +44,8 @@ PROVIDERS = {
     "tensorrt_lean": {"tensorrt-lean-cu13"},
     "rfdetr": {"rfdetr"},
     "skimage": {"scikit-image"},
+    "inference_models": {"inference-models"},
+    "torchvision": {"torchvision"},
 }
 # Declared but never imported by us, each for a stated reason.
 NOT_IMPORTED_ON_PURPOSE = {
@@ -221,7 +223,7 @@ def test_wheel_metadata(dist):
     requires = [Requirement(r) for r in meta.get_all("Requires-Dist")]
     core = {r.name for r in requires if r.marker is None}
     assert {"torch", "numpy", "pillow", "supervision"} <= core
-    assert set(meta.get_all("Provides-Extra")) >= {"cpu", "gpu", "jetson", "export", "demo", "dev"}
+    assert set(meta.get_all("Provides-Extra")) >= {"cpu", "gpu", "jetson", "export", "demo", "dev", "inference-models"}
 
 
 def test_sdist_holds_the_project(dist):

@@ -1,0 +1,56 @@
+"""Accelerated equals stock on the real seg-nano graph and the sample media.
+
+The cached seg-nano ONNX export (``inference-accel export``, 312x312 input,
+100 queries, 91 class ids, 78x78 mask logits) wrapped as a Roboflow package
+and loaded by ``AutoModel.from_pretrained``; frames of the bundled sample
+media at 312p, 1080p and portrait 1080x1920. Every field of every detection
+is compared, dense and RLE, and the preprocessed input tensors bit for bit.
+The model has random weights (no network here): its masks are noisy and
+large, which is the hard case for the sparse path, not the easy one.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from tests.integration.conftest import assert_same_detections, assert_same_inputs, load
+
+
+@pytest.fixture(scope="module")
+def nano(nano_package):
+    from inference_accel.integrations.inference_models import accelerate
+
+    stock = load(nano_package)
+    return stock, accelerate(copy.copy(stock))
+
+
+@pytest.mark.parametrize("size", ["312p", "1080p", "portrait"])
+def test_preprocessing_is_bit_exact(nano, frames, size):
+    stock, accelerated = nano
+    for frame in frames[size]:
+        assert_same_inputs(stock.pre_process(frame), accelerated.pre_process(frame))
+        assert accelerated.acceleration["pre_process"] == ("inference_accel", None)
+
+
+@pytest.mark.parametrize("size", ["312p", "1080p", "portrait"])
+@pytest.mark.parametrize("mask_format", ["dense", "rle"])
+def test_postprocessing_is_exact(nano, frames, size, mask_format):
+    stock, accelerated = nano
+    frame = frames[size][0]
+    x, meta = stock.pre_process(frame)
+    raw = stock.forward(x)
+    stock_out = stock.post_process(raw, meta, mask_format=mask_format)
+    accel_out = accelerated.post_process(raw, meta, mask_format=mask_format)
+    assert len(stock_out[0]) > 0
+    assert_same_detections(stock_out, accel_out)
+    assert accelerated.acceleration["post_process"] == ("inference_accel", None)
+
+
+def test_end_to_end_call(nano, frames):
+    """``model(frame)`` as the server calls it: every stage of the accelerated class."""
+    stock, accelerated = nano
+    frame = frames["1080p"][1]
+    assert_same_detections(stock(frame, mask_format="rle"), accelerated(frame, mask_format="rle"))
+    assert accelerated.acceleration == {"pre_process": ("inference_accel", None), "post_process": ("inference_accel", None)}
