@@ -2,16 +2,23 @@
 
 Engines are specific to a GPU and a TensorRT version, so they are built where
 they run, never shipped. This needs the full ``tensorrt`` package (the gpu
-extra): the lean runtime has no builder. FP32 by default, so the engine's
-outputs stay close to onnxruntime's; ``fp16=True`` sets the builder's FP16
-flag (TensorRT 10; TensorRT 11 builds strongly typed networks and has no such
-flag, so there FP16 must come from the ONNX model's own types).
+extra; JetPack's on a Jetson): the lean runtime has no builder. FP32 by
+default, so the engine's outputs stay close to onnxruntime's.
+
+TensorRT 10 and 11 differ here in one place, branched on the installed major
+version (``tensorrt_major``): ``fp16=True`` sets TensorRT 10's FP16 builder
+flag (weak typing); TensorRT 11 removed weak typing (no ``BuilderFlag.FP16``,
+every network strongly typed), so there an FP16 engine must come from an ONNX
+model whose own types are FP16, and ``fp16=True`` is refused before parsing.
 
     inference-accel export --tensorrt            # cached seg-nano ONNX -> .plan beside it
 
-``TRT_BUILD_API`` lists every TensorRT attribute used here. The tests cannot
-check it against a real builder (``tensorrt`` does not install without a GPU
-host); ``parity/gpu_selfcheck.py`` builds an engine with it on a GPU.
+``TRT_OBJECTS`` names the TensorRT class behind each expression here that
+holds a TensorRT object; ``tests/test_tensorrt_build.py`` resolves every
+TensorRT attribute this module uses against TensorRT 10's API (its type
+stubs) and TensorRT 11's (the lean runtime's classes, and NVIDIA's list of
+builder APIs removed in 11), each version branch against its own major only.
+``parity/gpu_selfcheck.py`` builds a real engine with it on a GPU.
 
 >>> default_plan_path("/cache/models/rfdetr-seg-nano.onnx").name
 'rfdetr-seg-nano.plan'
@@ -22,14 +29,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from inference_accel.engine.io_spec import IOSpec, check_io
+from inference_accel.engine.tensorrt_engine import SUPPORTED_MAJORS, is_stub_package, tensorrt_major
 from inference_accel.errors import EngineBuildError, InvalidModelError, ModelNotFoundError
 
-TRT_BUILD_API: dict[str, tuple[str, ...]] = {
-    "module": ("Logger", "Builder", "OnnxParser", "MemoryPoolType", "BuilderFlag"),
-    "Builder": ("create_network", "create_builder_config", "build_serialized_network"),
-    "OnnxParser": ("parse_from_file", "num_errors", "get_error"),
-    "INetworkDefinition": ("num_inputs", "num_outputs", "get_input", "get_output"),
-    "IBuilderConfig": ("set_memory_pool_limit", "set_flag"),
+# The TensorRT class behind each expression that holds a TensorRT object (the
+# module itself is ``trt``).
+TRT_OBJECTS: dict[str, str] = {
+    "logger": "Logger",
+    "builder": "Builder",
+    "network": "INetworkDefinition",
+    "parser": "OnnxParser",
+    "config": "IBuilderConfig",
+    "serialized": "IHostMemory",
+    "network.get_input(i)": "ITensor",
+    "network.get_output(i)": "ITensor",
 }
 
 
@@ -38,16 +51,25 @@ def default_plan_path(onnx_path: str | Path) -> Path:
 
 
 def import_tensorrt_builder():
-    """The full ``tensorrt`` package, or a clear error naming what is missing."""
+    """The full ``tensorrt`` package (10.x or 11.x), or a clear error naming what is missing."""
+    hint = "install the gpu extra: pip install 'inference-accel[gpu]'"
     try:
         import tensorrt as trt  # type: ignore[import-not-found]
     except ImportError:
         raise EngineBuildError(
             "building a TensorRT engine needs the full tensorrt package (the lean runtime has no "
-            "builder); install the gpu extra: pip install 'inference-accel[gpu]'"
+            f"builder); {hint}"
         ) from None
+    if is_stub_package(trt):
+        raise EngineBuildError(
+            "building a TensorRT engine needs the full tensorrt package; the installed 'tensorrt' is "
+            f"only type stubs (tensorrt-stubs); {hint}"
+        )
+    version = getattr(trt, "__version__", "?")
+    if tensorrt_major(trt) not in SUPPORTED_MAJORS:
+        raise EngineBuildError(f"tensorrt {version} is not supported: TensorRT 10 or 11 is needed")
     if not hasattr(trt, "Builder"):
-        raise EngineBuildError(f"{trt.__name__} {getattr(trt, '__version__', '?')} has no Builder")
+        raise EngineBuildError(f"{trt.__name__} {version} has no Builder")
     return trt
 
 
@@ -71,9 +93,16 @@ def build_engine(
         raise ModelNotFoundError(f"ONNX model not found: {onnx_path}")
     plan_path = Path(plan_path) if plan_path is not None else default_plan_path(onnx_path)
     trt = import_tensorrt_builder()
+    if fp16 and tensorrt_major(trt) >= 11:
+        raise EngineBuildError(
+            f"TensorRT {trt.__version__} has no FP16 builder flag (weak typing was removed in 11: every "
+            "network is strongly typed): export an FP16 ONNX model instead, or build without --fp16"
+        )
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch: the only mode since TensorRT 10
+    # Explicit batch is the only mode since TensorRT 10; in 11 the network is
+    # also strongly typed (its types are the ONNX model's).
+    network = builder.create_network()
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -81,13 +110,8 @@ def build_engine(
     network_io(network)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
-    if fp16:
-        if not hasattr(trt.BuilderFlag, "FP16"):
-            raise EngineBuildError(
-                f"TensorRT {getattr(trt, '__version__', '?')} has no FP16 builder flag (strongly typed "
-                "networks only): export an FP16 ONNX model instead"
-            )
-        config.set_flag(trt.BuilderFlag.FP16)
+    if fp16 and tensorrt_major(trt) < 11:
+        config.set_flag(trt.BuilderFlag.FP16)  # TensorRT 10's weak typing: FP16 kernels allowed
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineBuildError(f"TensorRT failed to build an engine from {onnx_path} (see its log above)")

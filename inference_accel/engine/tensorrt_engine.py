@@ -13,9 +13,16 @@ once (TensorRT allocates on its first enqueue), then captures the enqueue
 into a ``torch.cuda.CUDAGraph`` and replays it from then on: shapes and
 addresses are baked in, which is why each slot owns its context and buffers.
 
-``TRT_API`` names every TensorRT attribute this module touches; a test checks
-them against the installed runtime's classes, so the code that cannot run
-here is at least checked against the real API.
+TensorRT 10 (desktop, JetPack 6) and 11 (desktop) are supported; they share
+every runtime call used here. ``TRT_OBJECTS`` names the TensorRT class behind
+each expression of this module that holds a TensorRT object: a test
+(``tests/test_tensorrt_api.py``) reads this module's source and resolves every
+``trt.X.Y`` and every attribute used on those objects against TensorRT 10's
+API (its type stubs) and TensorRT 11's (the lean runtime), so the code that
+cannot run without a GPU is at least checked against both real APIs.
+
+>>> tensorrt_major(type("trt", (), {"__version__": "10.3.0.30"}))
+10
 """
 
 from __future__ import annotations
@@ -31,35 +38,60 @@ from inference_accel.errors import InvalidModelError, ModelNotFoundError
 
 logger = logging.getLogger("inference_accel")
 
-TRT_API: dict[str, tuple[str, ...]] = {
-    "module": ("Logger", "Runtime", "TensorIOMode", "DataType", "ICudaEngine", "IExecutionContext"),
-    "Runtime": ("deserialize_cuda_engine",),
-    "ICudaEngine": (
-        "num_io_tensors",
-        "get_tensor_name",
-        "get_tensor_mode",
-        "get_tensor_shape",
-        "get_tensor_dtype",
-        "create_execution_context",
-    ),
-    "IExecutionContext": ("set_input_shape", "set_tensor_address", "execute_async_v3"),
-    "TensorIOMode": ("INPUT", "OUTPUT"),
-    "DataType": ("FLOAT", "HALF"),
+# The TensorRT class behind each expression that holds a TensorRT object (the
+# module itself is ``trt`` or ``self._trt``). The API test resolves every
+# attribute used on these against each supported major version.
+TRT_OBJECTS: dict[str, str] = {
+    "self._logger": "Logger",
+    "self._runtime": "Runtime",
+    "self.engine": "ICudaEngine",
+    "context": "IExecutionContext",
+    "self._contexts[slot]": "IExecutionContext",
 }
+SUPPORTED_MAJORS = (10, 11)
+
+
+def tensorrt_major(trt) -> int:
+    """The major version of an imported TensorRT module (``"10.3.0.30"`` -> 10); -1 if unreadable."""
+    try:
+        return int(str(getattr(trt, "__version__", "")).split(".")[0])
+    except ValueError:
+        return -1
+
+
+def is_stub_package(module) -> bool:
+    """True for a ``tensorrt`` that is only type stubs: ``tensorrt-stubs`` installs a
+    ``tensorrt/__init__.pyi`` folder, which imports as an empty namespace package."""
+    return getattr(module, "__file__", None) is None
 
 
 def import_tensorrt():
-    """The full ``tensorrt`` package if installed, else the lean runtime."""
-    try:
-        import tensorrt as trt  # type: ignore[import-not-found]
-    except ImportError:
+    """The full ``tensorrt`` package if installed, else the lean runtime (10.x or 11.x).
+
+    Raises RuntimeError naming what is missing: neither installed, only type
+    stubs, or an unsupported major version.
+    """
+    import importlib
+
+    found = []
+    for name in ("tensorrt", "tensorrt_lean"):
         try:
-            import tensorrt_lean as trt  # type: ignore[import-not-found]
+            trt = importlib.import_module(name)
         except ImportError:
+            continue
+        if is_stub_package(trt) or not hasattr(trt, "Runtime"):
+            found.append(f"{name} (type stubs only)")
+            continue
+        major = tensorrt_major(trt)
+        if major not in SUPPORTED_MAJORS:
             raise RuntimeError(
-                "TensorRT is not installed; install the gpu extra (pip install 'inference-accel[gpu]')"
-            ) from None
-    return trt
+                f"{name} {getattr(trt, '__version__', '?')} is not supported: TensorRT 10 or 11 is needed"
+            )
+        return trt
+    seen = f" (found only {', '.join(found)})" if found else ""
+    raise RuntimeError(
+        f"TensorRT is not installed{seen}; install the gpu extra (pip install 'inference-accel[gpu]')"
+    )
 
 
 def _torch_dtype(trt, dtype) -> torch.dtype:
