@@ -238,8 +238,6 @@ def check_engine_runnable(source: ModelSource) -> None:
     """A TensorRT engine needs a CUDA GPU and TensorRT here; say so before anything opens it."""
     if source.kind != "tensorrt":
         return
-    import importlib.util
-
     import torch
 
     if not torch.cuda.is_available():
@@ -247,11 +245,15 @@ def check_engine_runnable(source: ModelSource) -> None:
             f"{source.path} is a TensorRT engine, which runs only on an NVIDIA GPU, and torch sees no usable "
             "CUDA GPU here; run the .onnx model instead (--model FILE.onnx)"
         )
-    if importlib.util.find_spec("tensorrt") is None and importlib.util.find_spec("tensorrt_lean") is None:
+    from inference_accel.engine.tensorrt_engine import import_tensorrt
+
+    try:  # a real runtime: find_spec alone is fooled by tensorrt-stubs (an empty package)
+        import_tensorrt()
+    except RuntimeError as error:
         raise MissingDependencyError(
-            f"{source.path} is a TensorRT engine but TensorRT is not installed; "
+            f"{source.path} is a TensorRT engine but no usable TensorRT is installed ({error}); "
             "install the gpu extra (pip install 'inference-accel[gpu]')"
-        )
+        ) from None
 
 
 _warned_drops: set[tuple[str, int, int]] = set()
