@@ -1,4 +1,4 @@
-"""``inference-accel``: bench, predict, export, doctor.
+"""``inference-accel``: bench, predict, export, doctor, parity.
 
 Every command's default model is the cached seg-nano export and its default
 media the bundled sample video, so ``inference-accel bench`` needs no input.
@@ -36,6 +36,7 @@ logger = logging.getLogger("inference_accel")
 EXIT_ERROR = 2  # a bad input: option, model, media or output path
 EXIT_UNEXPECTED = 1  # anything else (the traceback is behind -v)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+EXIT_DIFFERENT = 3  # parity: the two sides differ beyond the tolerance
 
 
 class CLIError(InferenceAccelError):
@@ -371,6 +372,92 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- parity -----------------------------------------------------------------
+def _tolerance(text: str) -> float:
+    value = _number(text, float)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
+def _max_abs(tensors) -> float | None:
+    import numpy as np
+
+    diffs = [float(np.max(np.abs(x - y))) if x.shape == y.shape else float("inf") for x, y in zip(*tensors) if x.size]
+    return max(diffs) if diffs else None
+
+
+def _preprocess_note(sides, tensors, both_expose) -> str:
+    if both_expose:
+        value = _max_abs(tensors)
+        return "no input tensors" if value is None else f"{value:.6g} (the inference-models pre_process tensors)"
+    return ("skipped: only in-process stock-im / accel-im sides expose their preprocessed input tensor; "
+            "compare preprocessing with preproc=fast vs preproc=reference sides instead")
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    """Compare side A and side B on the same frames (see :mod:`inference_accel.ab`)."""
+    from inference_accel.ab.compare import Tolerance, compare_frame, summarize
+    from inference_accel.ab.report import write_outputs
+    from inference_accel.ab.sides import RunSettings, collect, exposes_preprocessing, load_frames, parse_side, preflight
+
+    if len(args.sides) > 2:
+        raise CLIError(f"parity takes one or two sides, got {len(args.sides)}: {' '.join(args.sides)}")
+    sides = [parse_side(s) for s in args.sides]
+    for side in sides:
+        preflight(side)
+    if len(sides) == 1 and not args.record:
+        raise CLIError("parity with one side only records it: give a second side, or --record DIR")
+    out = Path(args.out) if args.out else None
+    for option, path in (("--out", out), ("--record", Path(args.record) if args.record else None)):
+        if path is not None and path.exists() and not path.is_dir():
+            raise CLIError(f"{option} {path}: exists and is not a directory")
+    frames, source = load_frames(args.input, args.frames or None)
+    settings = RunSettings(model=args.model, device=args.device, threshold=args.threshold,
+                           max_detections=args.max_detections, resize_mode=args.resize_mode,
+                           source=args.input, frames=args.frames or None)
+    records_dirs = [None] * len(sides)
+    if args.record:
+        root = Path(args.record)
+        records_dirs = [root] if len(sides) == 1 else [root / "a", root / "b"]
+    both_expose = len(sides) == 2 and all(exposes_preprocessing(side) for side in sides)
+    tensors = [[] if both_expose else None for _ in sides]
+    results = [collect(side, frames, settings, record=rec, progress=not args.quiet, tensors=t)
+               for side, rec, t in zip(sides, records_dirs, tensors)]
+    if len(sides) == 1:
+        print(f"recorded {sides[0].spec}: {len(results[0])} frame(s) -> {records_dirs[0]}")
+        return 0
+    tol = Tolerance(score=args.score_tol, box=args.box_tol, iou_threshold=args.iou_threshold)
+    dets_a, dets_b = results
+    if len(dets_a) != len(dets_b):
+        raise InferenceAccelError(f"the sides gave {len(dets_a)} and {len(dets_b)} frame(s) for {len(frames)} input frame(s)")
+    records = [compare_frame(a, b, i, tol) for i, (a, b) in enumerate(zip(dets_a, dets_b))]
+    summary = summarize(records, tol)
+    summary.update(side_a=sides[0].spec, side_b=sides[1].spec, source=source, model=args.model or "cached seg-nano",
+                   preprocess_max_abs_diff=_max_abs(tensors) if both_expose else None,
+                   preprocess_note=_preprocess_note(sides, tensors, both_expose))
+    if (summary["preprocess_max_abs_diff"] or 0) > 0:  # inputs must be bit for bit equal
+        summary["differs"] = True
+        print(f"preprocessing differs: input tensors max |diff| {summary['preprocess_max_abs_diff']:.6g}")
+    s = summary
+    print(f"parity {s['side_a']} vs {s['side_b']}: {s['frames']} frame(s), detections {s['detections_a']} / {s['detections_b']}, "
+          f"matched {s['matched']}, class disagreements {s['class_disagreements']}, only A {s['only_a']}, only B {s['only_b']}")
+    if s["masks_compared"]:
+        print(f"masks pixel-identical {s['masks_identical']}/{s['masks_compared']}, differing pixels {s['differing_pixels']}, "
+              f"mean/worst mask IoU {s['mean_mask_iou']:.6g}/{s['worst_mask_iou']:.6g}")
+    if s["matched"]:
+        print(f"mean box IoU {s['mean_box_iou']:.6g}, max |score diff| {s['max_score_diff']:.3g}, max |box diff| {s['max_box_diff']:.3g} px")
+    for r in records:
+        for problem in r["problems"][:5]:
+            print(f"frame {r['frame']}: {problem}")
+    if out is not None:
+        written = write_outputs(out, records, summary, frames, dets_a, dets_b)
+        print(f"report -> {written['report']}, summary -> {written['summary']}, per frame -> {written['frames']}"
+              + (f", {len(written['images'])} image(s)" if written["images"] else ""))
+    print("DIFFERENT" if s["differs"] else "IDENTICAL")
+    return EXIT_DIFFERENT if s["differs"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     verbose_help = "show our debug lines, tracebacks, and the third-party warnings and logs hidden by default"
     parser = _Parser(prog="inference-accel", description="Fast, exact RF-DETR segmentation.")
@@ -419,6 +506,28 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", parents=[common], help="what is installed and which fast paths are active, and why")
     _add_model_options(doctor)
     doctor.set_defaults(func=cmd_doctor)
+
+    parity = sub.add_parser(
+        "parity", parents=[common], help="compare two sides (ours[:flags], stock-im, accel-im, recorded:DIR, venv:PATH[@SIDE])",
+        description="Compare side A and side B on the same frames; exit 0 when identical within the tolerance, "
+        f"{EXIT_DIFFERENT} when they differ. Sides: ours or ours:preproc=fast|reference,postproc=fast|reference,"
+        "cuda-graphs=on|off,depth=1|2,device=cpu|cuda; stock-im; accel-im; recorded:DIR; venv:PATH[@SIDE].",
+    )
+    parity.add_argument("sides", nargs="+", metavar="SIDE", help="side A and side B (one side with --record only records it)")
+    parity.add_argument("--model", help="size name, .onnx/.plan file or package dir (inference-models sides: .onnx or package)")
+    parity.add_argument("--device", choices=("cpu", "cuda"), help="engine device (default: cuda if usable, else cpu)")
+    parity.add_argument("--threshold", type=_threshold, default=0.4, help="confidence threshold in [0, 1] (default 0.4)")
+    parity.add_argument("--max-detections", type=_positive_int, default=300, help="at most this many detections per frame")
+    parity.add_argument("--resize-mode", choices=("stretch", "letterbox", "center-crop"), help="default: the model's")
+    parity.add_argument("--input", help="folder of images, an image, a video or a sample name; default: the 1080p sample video")
+    parity.add_argument("--frames", type=_count, default=10, help="at most this many frames (0 = all; default 10)")
+    parity.add_argument("--out", help="write frames.jsonl, summary.json, report.md and worst-frame PNGs here")
+    parity.add_argument("--record", help="also record each side's detections here (one side: DIR; two: DIR/a, DIR/b)")
+    parity.add_argument("--score-tol", type=_tolerance, default=0.0, help="max |score difference| of a matched pair (default 0)")
+    parity.add_argument("--box-tol", type=_tolerance, default=0.0, help="max |box coordinate difference| in px (default 0)")
+    parity.add_argument("--iou-threshold", type=_threshold, default=0.5, help="a match needs mask IoU above this (default 0.5)")
+    parity.add_argument("--quiet", action="store_true", help="no progress bar")
+    parity.set_defaults(func=cmd_parity)
     return parser
 
 
