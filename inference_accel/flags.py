@@ -85,6 +85,11 @@ def read_flags(environ: Mapping[str, str] | None = None) -> Flags:
         if raw_depth is None or raw_depth.strip() == ""
         else parse_depth(PIPELINE_DEPTH_FLAG, raw_depth)
     )
+    # Our two CPU-postprocessing knobs are not fields (they change speed, never
+    # pixels, and are re-read where used), but a bad value is an error here,
+    # at startup, naming the variable: never a fast path failing per frame.
+    read_postproc_native(env)
+    read_postproc_threads(env)
     return Flags(
         preproc_fast=boolean(PREPROC_FLAG, defaults.preproc_fast),
         postproc_fast=boolean(POSTPROC_FLAG, defaults.postproc_fast),

@@ -252,3 +252,31 @@ def test_the_pipeline_still_runs_after_a_stream_error(tiny_model, frames, refere
     assert error is None and [r.index for r in results] == list(range(len(frames)))
     for r in results:
         assert_same(r.detections, reference_answers[r.index])
+
+
+# -- operator settings: an error at startup, never a disabled path ------------------------
+BAD_KNOBS = [("INFERENCE_ACCEL_POSTPROC_THREADS", "1000000"), ("INFERENCE_ACCEL_POSTPROC_THREADS", "two"),
+             ("INFERENCE_ACCEL_POSTPROC_NATIVE", "maybe")]
+
+
+@pytest.mark.parametrize("name,value", BAD_KNOBS)
+def test_a_bad_knob_is_an_error_at_startup_naming_it(tiny_model, monkeypatch, name, value):
+    from inference_accel.errors import FlagValueError
+    from inference_accel.flags import read_flags
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(FlagValueError, match=name):
+        read_flags()
+    with pytest.raises(FlagValueError, match=name):
+        SegmentationPipeline(tiny_model)
+
+
+@pytest.mark.parametrize("name,value", BAD_KNOBS)
+def test_a_bad_knob_mid_run_raises_and_leaves_the_fast_path_on(outputs, monkeypatch, name, value):
+    from inference_accel.errors import FlagValueError
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(FlagValueError, match=name):
+        postprocess(*outputs, GEOMETRY, threshold=0.5, max_detections=20, flags=FAST)
+    monkeypatch.delenv(name)
+    assert_fast_path_still_runs(outputs)

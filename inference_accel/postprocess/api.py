@@ -80,7 +80,7 @@ from inference_accel.arguments import (
     check_size,
     check_threshold,
 )
-from inference_accel.errors import InvalidArgumentError
+from inference_accel.errors import FlagValueError, InvalidArgumentError
 from inference_accel.flags import POSTPROC_FLAG, Flags, read_flags
 from inference_accel.postprocess.crop_rle import build_compact_mask, encode_dense_crop
 from inference_accel.postprocess.mask_geometry import mask_placement
@@ -414,6 +414,8 @@ def postprocess(
         except RunsOverflow as exc:
             detections = redo_with_reference(logits, boxes_cxcywh, mask_logits, geometry, name, exc, **kw)
             name = REFERENCE
+        except FlagValueError:
+            raise  # an operator's setting is wrong, not the path: say so, switch nothing off
         except Exception as exc:
             if name == REFERENCE:
                 raise  # the reference fails too: the input's fault, no path is switched off
