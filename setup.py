@@ -10,6 +10,14 @@ every module of the source tree.
 sparse CPU mask kernel. It must not contract multiply-adds on its own (the
 pixels reproduce torch's exact float32 order), hence ``-ffp-contract=off``.
 If it cannot be built or imported, the numpy executor runs instead.
+
+``inference_accel.preprocess._resize_native`` is Pillow's BILINEAR resize,
+exactly, fused with the normalisation (``preprocess/native.py``). It is built
+for the baseline of the platform; its AVX2 and AVX-512 kernels carry their
+own ``target`` attributes and run only where the CPU reports them at run time
+(NEON is baseline on aarch64). Integer arithmetic only; ``-fno-fast-math``
+keeps the build honest anyway. If it cannot be built, the Pillow-band CPU
+path runs instead.
 """
 
 from setuptools import Extension, find_packages, setup
@@ -24,6 +32,12 @@ setup(
             extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-fno-fast-math"],
             libraries=["m"],
             optional=True,  # no compiler: the install still works, numpy runs instead
-        )
+        ),
+        Extension(
+            "inference_accel.preprocess._resize_native",
+            sources=["inference_accel/preprocess/_resize_native.c"],
+            extra_compile_args=["-O3", "-std=c11", "-fno-fast-math"],
+            optional=True,  # no compiler: the install still works, the Pillow-band path runs instead
+        ),
     ],
 )

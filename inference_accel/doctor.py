@@ -91,6 +91,8 @@ def doctor_report(flags: Flags) -> str:
             state = "available" if verdict.available else f"unavailable: {verdict.reason}"
             mark = "*" if verdict.implementation.name == chosen else " "
             lines.append(f"  {mark} {verdict.implementation.name:<10} {state}")
+        if op == "preprocess":
+            lines += [f"  (native instruction set: {_native_isa()})", f"  (native threads: {_native_threads()})"]
         if op == "postprocess":
             lines.append(f"  (cpu executor: {_cpu_postprocess_executor()})")
     lines.append("  (whole-frame graphs also need a TensorRT engine: onnxruntime's run cannot be captured)")
@@ -104,6 +106,18 @@ def _threads_lines() -> list[str]:
 
     lines = [f"CPUs usable: {CPU_BUDGET.describe()}", "thread pools (CPU paths):"]
     return lines + [f"  {name:<16} {rule}" for name, rule in pool_sizes().items()]
+
+
+def _native_isa() -> str:
+    from inference_accel.preprocess.native import isa_line
+
+    return isa_line()
+
+
+def _native_threads() -> str:
+    from inference_accel.preprocess.native import threads_rule
+
+    return threads_rule()
 
 
 def _cpu_postprocess_executor() -> str:

@@ -46,10 +46,10 @@ PROVIDERS = {
     "skimage": {"scikit-image"},
     "inference_models": {"inference-models"},
     "torchvision": {"torchvision"},
+    "onnx": {"onnx"},
 }
 # Declared but never imported by us, each for a stated reason.
 NOT_IMPORTED_ON_PURPOSE = {
-    "onnx": "torch.onnx.export (called by rfdetr's exporter) needs it",
     "onnxscript": "torch.onnx.export (called by rfdetr's exporter) needs it",
 }
 # The extras that are a toolbox for a person, not what the package imports.
@@ -210,8 +210,9 @@ def test_wheel_holds_every_module(dist):
     missing = _expected_modules() - names
     assert not missing, f"the wheel lacks {sorted(missing)}"
     assert not any(n.startswith("kernels/") for n in names), "kernels/ must install as inference_accel.kernels"
-    assert "inference_accel/postprocess/_sparse_native.c" in names
-    assert any(n.startswith("inference_accel/postprocess/_sparse_native.") and n.endswith(".so") for n in names)
+    for helper in ("postprocess/_sparse_native", "preprocess/_resize_native"):  # the compiled helpers
+        assert f"inference_accel/{helper}.c" in names
+        assert any(n.startswith(f"inference_accel/{helper}.") and n.endswith(".so") for n in names), helper
 
 
 def test_wheel_metadata(dist):

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from inference_accel.flags import Flags
-from inference_accel.preprocess import api, pillow_resize
+from inference_accel.preprocess import api, native, pillow_resize
 from inference_accel.preprocess.cpu import resize_frame
 from inference_accel.preprocess.reference import preprocess_reference
 
@@ -179,7 +179,7 @@ def test_narrow_frames_upscaled_across_and_reduced_down_are_exact(in_hw):
     np.testing.assert_array_equal(resize_frame(frame, out_hw), expected)
     out = torch.empty(1, 3, *out_hw)
     _, used = api.preprocess_into(frame, out, 0, flags=Flags())
-    assert used == "cpu"  # the self-check agrees with the rule
+    assert used in (api.NATIVE, api.CPU)  # the self-check agrees with the rule
     assert torch.equal(out, preprocess_reference(frame, out_hw)[0])
 
 
@@ -352,6 +352,8 @@ def test_wrong_rule_falls_back_to_reference(monkeypatch, caplog, claim_cuda):
             assert torch.equal(out[0], expected)
     warnings = [r.getMessage() for r in caplog.records if "predicts" in r.getMessage()]
     paths = {"cpu", "triton"} if claim_cuda else {"cpu"}
+    if native.native_reason() is None:
+        paths.add(api.NATIVE)
     assert len(warnings) == len(paths), warnings  # once per path, not per frame
     for path in paths:
         assert any(f"{path} path cannot take this input" in w and f"Pillow {PIL.__version__}" in w for w in warnings)

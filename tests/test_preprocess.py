@@ -22,12 +22,14 @@ from PIL import Image
 from inference_accel import dispatch
 from inference_accel.errors import InvalidFrameError
 from inference_accel.flags import PREPROC_FLAG, Flags
-from inference_accel.preprocess import api, pillow_resize
+from inference_accel.preprocess import api, native, pillow_resize
 from inference_accel.preprocess.cpu import preprocess_cpu, resize_frame
 from inference_accel.preprocess.geometry import plan_geometry
 from inference_accel.preprocess.reference import IMAGENET_MEAN, IMAGENET_STD, preprocess_reference
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The best CPU implementation: the compiled helper when it is built, else Pillow in bands.
+BEST_CPU = api.NATIVE if native.native_reason() is None else api.CPU
 
 
 # -- expected values from PIL and torchvision -----------------------------------
@@ -233,22 +235,23 @@ def test_cpu_single_thread_equals_two_threads():
 
 
 # -- gate and fallback --------------------------------------------------------------
-def test_default_choice_without_gpu_is_cpu_and_triton_says_why():
+def test_default_choice_without_gpu_is_native_and_triton_says_why():
     verdicts = {v.implementation.name: v for v in api.describe(Flags())}
-    assert [v.implementation.name for v in api.describe(Flags())] == ["triton", "cpu", "reference"]
+    assert [v.implementation.name for v in api.describe(Flags())] == ["triton", "native", "cpu", "reference"]
     assert verdicts["triton"].reason == "torch.cuda is not available"
+    assert verdicts["native"].reason == native.native_reason()
     assert verdicts["cpu"].available and verdicts["reference"].available
     frame = photo((90, 160))
     out = torch.empty(2, 3, 32, 32)
     geometry, used = api.preprocess_into(frame, out, 1, flags=Flags())
-    assert used == "cpu" and geometry.resized_hw == (32, 32)
+    assert used == BEST_CPU and geometry.resized_hw == (32, 32)
     assert torch.equal(out[1], torchvision_chain(frame, (32, 32)))
 
 
 def test_flag_false_forces_reference(monkeypatch):
     monkeypatch.setenv(PREPROC_FLAG, "false")
     verdicts = {v.implementation.name: v.reason for v in api.describe(None)}
-    assert verdicts["triton"] == f"{PREPROC_FLAG}=false" and verdicts["cpu"] == f"{PREPROC_FLAG}=false"
+    assert verdicts["triton"] == verdicts["native"] == verdicts["cpu"] == f"{PREPROC_FLAG}=false"
     frame = photo((50, 70))
     out = torch.empty(1, 3, 20, 20)
     _, used = api.preprocess_into(frame, out)  # flags=None reads the environment
@@ -261,7 +264,7 @@ def test_modes_through_the_api(mode):
     frame = photo((100, 260))
     out = torch.empty(1, 3, 48, 64)
     geometry, used = api.preprocess_into(frame, out, 0, mode=mode, flags=Flags())
-    assert used == "cpu" and geometry.mode == mode
+    assert used == BEST_CPU and geometry.mode == mode
     assert torch.equal(out[0], torchvision_chain(frame, (48, 64), mode))
 
 
@@ -272,8 +275,9 @@ def test_unsupported_out_dtype_falls_back_with_one_warning(caplog):
         for _ in range(3):
             _, used = api.preprocess_into(frame, out, flags=Flags())
             assert used == "reference"
-    warnings = [r for r in caplog.records if "cpu path cannot take this input" in r.getMessage()]
-    assert len(warnings) == 1 and "float64" in warnings[0].getMessage()
+    for path in (BEST_CPU, api.CPU):
+        warnings = [r for r in caplog.records if f"{path} path cannot take this input" in r.getMessage()]
+        assert len(warnings) == 1 and "float64" in warnings[0].getMessage()
     assert torch.equal(out[0], torchvision_chain(frame, (16, 16)).double())
 
 
@@ -300,7 +304,7 @@ def test_triton_failure_disables_it_once_and_falls_back(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="inference_accel"):
         for _ in range(3):
             _, used = api.preprocess_into(frame, out, flags=Flags())
-            assert used == "cpu"
+            assert used == BEST_CPU
     assert len(calls) == 1, "a failed Triton path must stay off for the process"
     disabled = [r for r in caplog.records if "fast path disabled" in r.getMessage()]
     assert len(disabled) == 1 and "out of resources" in disabled[0].getMessage()

@@ -1,13 +1,17 @@
 """Public preprocessing entry point: pick an implementation, fall back when needed.
 
-Three implementations of the op ``preprocess`` are registered with
+Four implementations of the op ``preprocess`` are registered with
 :mod:`inference_accel.dispatch`, best first:
 
 ========== ==== ==============================================================
 name       rank process-wide precondition (the capability check)
 ========== ==== ==============================================================
 triton     20   flag on; ``triton`` importable; ``torch.cuda.is_available()``
-cpu        10   flag on
+native     15   flag on; the compiled helper ``_resize_native`` is built and
+                runs the instruction set ``INFERENCE_ACCEL_PREPROC_ISA``
+                asks for (``auto``: the best this CPU has; see
+                :mod:`~inference_accel.preprocess.native`)
+cpu        10   flag on (Pillow in bands: the fallback without the helper)
 reference  0    always
 ========== ==== ==============================================================
 
@@ -25,25 +29,30 @@ Per-input preconditions, checked on every call (:data:`INPUT_PRECONDITIONS`):
   while ``TRITON_INTERPRET=1``), and the frame has fewer than ``2**31`` bytes
   (int32 offsets in the kernel);
 - cpu: ``out`` is float32 or float16 on the CPU;
-- triton and cpu: the installed Pillow runs this geometry's two resize passes
-  in the order ``pillow_resize.vertical_first`` predicts, which is what both
+- native: as cpu, plus unit stride along the last axis of ``out`` and frame
+  sides of at most ``native.MAX_SIDE`` pixels;
+- triton, native and cpu: the installed Pillow runs this geometry's two resize passes
+  in the order ``pillow_resize.vertical_first`` predicts, which is what the three
   paths compute (:func:`pillow_resize.pass_order_mismatch`: Pillow's own bytes
   on a probe of the frame's size, once per (frame size, resized size); about
   26 ms for the first 4K frame, ~4 us after). A geometry where they
   disagree goes to the reference path.
 
 An input a fast path cannot take goes to the next implementation, with a
-warning logged once per reason. A Triton compile or launch error switches the
-Triton path off for the process (:func:`dispatch.disable`, one warning) and
-the frame takes the next implementation. All three modes (stretch,
+warning logged once per reason. A Triton compile or launch error, or an
+error inside the native helper on valid input, switches that path off for
+the process (:func:`dispatch.disable`, one warning) and the frame takes the
+next implementation. A malformed ``INFERENCE_ACCEL_PREPROC_ISA`` is a
+:class:`~inference_accel.errors.FlagValueError` (raised, and shown by
+``doctor``), not a silent fallback. All three modes (stretch,
 letterbox, centre-crop) are exact on every path.
 
 >>> import numpy as np, torch
 >>> from inference_accel.flags import Flags
 >>> out = torch.empty(1, 3, 16, 16)
 >>> geometry, used = preprocess_into(np.zeros((30, 40, 3), np.uint8), out, 0, flags=Flags())
->>> used, geometry.resized_hw
-('cpu', (16, 16))
+>>> used in ("native", "cpu"), geometry.resized_hw  # native when the helper is built
+(True, (16, 16))
 >>> preprocess_into(np.zeros((30, 40, 3), np.uint8), out, 0, flags=Flags(preproc_fast=False))[1]
 'reference'
 """
@@ -58,12 +67,14 @@ import torch
 from inference_accel import dispatch
 from inference_accel.flags import PREPROC_FLAG, Flags, read_flags
 from inference_accel.frames import validate_frame
-from inference_accel.preprocess import pillow_resize
+from inference_accel.preprocess import native, pillow_resize
 from inference_accel.preprocess.geometry import Geometry, plan_geometry
 from inference_accel.preprocess.reference import preprocess_reference
 
 OP = "preprocess"
-TRITON, CPU, REFERENCE = "triton", "cpu", dispatch.REFERENCE
+TRITON, NATIVE, CPU, REFERENCE = "triton", "native", "cpu", dispatch.REFERENCE
+# Paths whose failure on valid input switches them off for the process.
+GUARDED = (TRITON, NATIVE)
 FAST_DTYPES = (torch.float32, torch.float16)
 MAX_TRITON_FRAME_BYTES = 2**31
 
@@ -91,6 +102,10 @@ def _check_triton(flags: Flags | None) -> str | None:
     return None
 
 
+def _check_native(flags: Flags | None) -> str | None:
+    return _flag_reason(flags) or native.native_reason()
+
+
 def _check_cpu(flags: Flags | None) -> str | None:
     return _flag_reason(flags)
 
@@ -100,13 +115,14 @@ def _check_reference(flags: Flags | None) -> str | None:
 
 
 dispatch.register(dispatch.Implementation(OP, TRITON, 20, _check_triton))
+dispatch.register(dispatch.Implementation(OP, NATIVE, 15, _check_native))
 dispatch.register(dispatch.Implementation(OP, CPU, 10, _check_cpu))
 dispatch.register(dispatch.Implementation(OP, REFERENCE, 0, _check_reference))
 
 
 # -- per-input preconditions -------------------------------------------------
 def _pass_order_input(frame: np.ndarray, geometry: Geometry) -> str | None:
-    """Both fast paths resize in ``pillow_resize``'s predicted order: is it the installed Pillow's?"""
+    """The fast paths resize in ``pillow_resize``'s predicted order: is it the installed Pillow's?"""
     return pillow_resize.pass_order_mismatch(frame.shape[:2], geometry.resized_hw)
 
 
@@ -130,12 +146,25 @@ def _cpu_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str 
     return _pass_order_input(frame, geometry)
 
 
+def _native_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str | None:
+    if out.dtype not in FAST_DTYPES:
+        return f"out dtype {out.dtype} is not float32/float16"
+    if out.device.type != "cpu":
+        return f"out is on {out.device}; the native path writes CPU tensors"
+    if out.stride(3) != 1:
+        return f"out has stride {out.stride(3)} along W; the native path writes rows with unit stride"
+    if max(frame.shape[:2]) > native.MAX_SIDE:
+        return f"frame {frame.shape[0]}x{frame.shape[1]} has a side above {native.MAX_SIDE} pixels"
+    return _pass_order_input(frame, geometry)
+
+
 def _reference_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str | None:
     return None
 
 
 INPUT_PRECONDITIONS: dict[str, Callable[[np.ndarray, torch.Tensor, Geometry], str | None]] = {
     TRITON: _triton_input,
+    NATIVE: _native_input,
     CPU: _cpu_input,
     REFERENCE: _reference_input,
 }
@@ -146,6 +175,10 @@ def _run_triton(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geom
     from inference_accel.preprocess.triton_launch import launch
 
     launch(frame, out, index, geometry, bgr=True)
+
+
+def _run_native(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry) -> None:
+    native.preprocess_native(frame, out, index, geometry, bgr=True)
 
 
 def _run_cpu(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry) -> None:
@@ -161,6 +194,7 @@ def _run_reference(frame: np.ndarray, out: torch.Tensor, index: int, geometry: G
 
 RUNNERS: dict[str, Callable[[np.ndarray, torch.Tensor, int, Geometry], None]] = {
     TRITON: _run_triton,
+    NATIVE: _run_native,
     CPU: _run_cpu,
     REFERENCE: _run_reference,
 }
@@ -201,6 +235,7 @@ def preprocess_into(
     out = _validate_out(out, index)
     index = int(index)
     flags = read_flags() if flags is None else flags
+    native.read_isa()  # a malformed INFERENCE_ACCEL_PREPROC_ISA is an error, not a silent fallback
     geometry = plan_geometry(frame.shape[:2], (int(out.shape[2]), int(out.shape[3])), mode)
     for verdict in dispatch.explain(OP, flags):
         if not verdict.available:
@@ -213,13 +248,13 @@ def preprocess_into(
                 f"{OP}: {name} path cannot take this input ({reason}); using the next implementation",
             )
             continue
-        if name != TRITON:
+        if name not in GUARDED:
             RUNNERS[name](frame, out, index, geometry)
             return geometry, name
         try:
             RUNNERS[name](frame, out, index, geometry)
-        except Exception as exc:  # compile or launch failure: off for the process
-            dispatch.disable(OP, TRITON, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # compile, launch or helper failure on valid input: off for the process
+            dispatch.disable(OP, name, f"{type(exc).__name__}: {exc}")
             continue
         return geometry, name
     raise RuntimeError(f"no implementation of {OP!r} could take this input")  # reference always can
