@@ -20,6 +20,7 @@ exit 130.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -214,19 +215,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # -- predict ----------------------------------------------------------------
-def _annotate(frame, detections):
+@functools.lru_cache(maxsize=1)
+def _annotators():
+    """The mask, box and label annotators, built once (their settings are constant)."""
     import supervision as sv
 
+    return (
+        sv.MaskAnnotator(opacity=0.45),
+        sv.BoxAnnotator(thickness=2),
+        sv.LabelAnnotator(text_scale=0.5, text_thickness=1),
+    )
+
+
+def _annotate(frame, detections):
+    mask_annotator, box_annotator, label_annotator = _annotators()
     labels = None
     names = detections.data.get("class_name") if detections.data else None
     if names is not None:
         labels = [f"{n} {c:.2f}" for n, c in zip(names, detections.confidence)]
     out = frame.copy()
     if detections.mask is not None and len(detections):
-        out = sv.MaskAnnotator(opacity=0.45).annotate(out, detections)
-    out = sv.BoxAnnotator(thickness=2).annotate(out, detections)
+        out = mask_annotator.annotate(out, detections)
+    out = box_annotator.annotate(out, detections)
     if labels:
-        out = sv.LabelAnnotator(text_scale=0.5, text_thickness=1).annotate(out, detections, labels=labels)
+        out = label_annotator.annotate(out, detections, labels=labels)
     return out
 
 

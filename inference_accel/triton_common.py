@@ -198,17 +198,13 @@ class KernelContract:
     def __init__(self, name: str, params: Iterable[Param], *, num_warps: int, fp_fusion: bool = False) -> None:
         self.name = name
         self.params = tuple(params)
-        names = [p.name for p in self.params]
-        if len(set(names)) != len(names):
-            raise ValueError(f"{name}: parameter names repeat: {names}")
+        self.names: tuple[str, ...] = tuple(p.name for p in self.params)
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"{name}: parameter names repeat: {list(self.names)}")
         self.options: Mapping[str, Any] = MappingProxyType(
             {"num_warps": int(num_warps), "enable_fp_fusion": bool(fp_fusion)}
         )
         self.fn: Any = None
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(p.name for p in self.params)
 
     def runtime_scalars(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params if not p.is_constexpr and not p.is_pointer)

@@ -182,3 +182,18 @@ def kernel_device(pytestconfig):
     import torch
 
     return torch.device(getattr(pytestconfig, "inference_accel_device", "cpu"))
+
+
+@pytest.fixture
+def restore_output_state(monkeypatch):
+    """A CLI run configures the package logger and the third-party switch; put them back."""
+    import logging
+
+    from inference_accel.models import export
+
+    ours = logging.getLogger("inference_accel")
+    saved = (list(ours.handlers), ours.propagate, ours.level)
+    monkeypatch.setattr(export, "_show_third_party", False)
+    yield
+    ours.handlers[:], ours.propagate = saved[0], saved[1]
+    ours.setLevel(saved[2])

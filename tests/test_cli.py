@@ -125,18 +125,6 @@ def capture_third_party():
     logger.removeHandler(handler)
 
 
-@pytest.fixture
-def restore_output_state(monkeypatch):
-    from inference_accel.models import export
-
-    ours = logging.getLogger("inference_accel")
-    saved = (list(ours.handlers), ours.propagate, ours.level)
-    monkeypatch.setattr(export, "_show_third_party", False)
-    yield
-    ours.handlers[:], ours.propagate = saved[0], saved[1]
-    ours.setLevel(saved[2])
-
-
 NOISE = {"FutureWarning", "TracerWarning", "PretrainWeightsCompatibilityWarning"}
 
 

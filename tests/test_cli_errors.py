@@ -8,7 +8,6 @@ from a stand-in frame source, so the partial-results path is deterministic.
 from __future__ import annotations
 
 import json
-import logging
 import traceback
 
 import cv2
@@ -21,17 +20,8 @@ from inference_accel.cli import main
 from tests.helpers_onnx import write_tiny_seg_model
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging(monkeypatch):
-    """main() configures the package logger for a CLI run; put it back afterwards."""
-    from inference_accel.models import export
-
-    ours = logging.getLogger("inference_accel")
-    saved = (list(ours.handlers), ours.propagate, ours.level)
-    monkeypatch.setattr(export, "_show_third_party", False)
-    yield
-    ours.handlers[:], ours.propagate = saved[0], saved[1]
-    ours.setLevel(saved[2])
+# main() configures the package logger for a CLI run: put it back after each test.
+pytestmark = pytest.mark.usefixtures("restore_output_state")
 
 
 def run_main(capsys, *argv):

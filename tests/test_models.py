@@ -128,18 +128,7 @@ def test_dropped_class_ids_are_warned_once(tmp_path, caplog):
     assert "2, 3" in lines[0] and "class_names.txt" in lines[0] and "4 classes" in lines[0]
 
 
-@pytest.fixture
-def restore_logging():
-    import logging
-
-    ours = logging.getLogger("inference_accel")
-    saved = (list(ours.handlers), ours.propagate, ours.level)
-    yield
-    ours.handlers[:], ours.propagate = saved[0], saved[1]
-    ours.setLevel(saved[2])
-
-
-def test_cli_warns_about_dropped_class_ids(tmp_path, capsys, restore_logging):
+def test_cli_warns_about_dropped_class_ids(tmp_path, capsys, restore_output_state):
     import cv2
 
     from inference_accel.cli import main

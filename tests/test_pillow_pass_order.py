@@ -28,6 +28,7 @@ from inference_accel.flags import Flags
 from inference_accel.preprocess import api, native, pillow_resize
 from inference_accel.preprocess.cpu import resize_frame
 from inference_accel.preprocess.reference import preprocess_reference
+from tests.helpers_pillow import forced, pil
 
 # Output sides of the sweep: 1 and 2 (extreme reduction), 7, 16/17 (around the
 # source's narrow side: down- and upscaling of it), 31, 312 (model input).
@@ -46,19 +47,6 @@ def _fresh_probe_cache():
 
 
 # -- helpers: the installed Pillow -----------------------------------------------
-def pil(image: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
-    """``Image.fromarray(image).resize((w, h), BILINEAR)`` of the installed Pillow."""
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((out_hw[1], out_hw[0]), Image.BILINEAR))
-
-
-def forced(image: np.ndarray, out_hw: tuple[int, int], vertical: bool) -> np.ndarray:
-    """Pillow's two passes in a forced order."""
-    h, w = image.shape[:2]
-    img = Image.fromarray(np.ascontiguousarray(image))
-    middle = (w, out_hw[0]) if vertical else (out_hw[1], h)
-    return np.asarray(img.resize(middle, Image.BILINEAR).resize((out_hw[1], out_hw[0]), Image.BILINEAR))
-
-
 def observed_order(image: np.ndarray, out_hw: tuple[int, int]) -> bool | None:
     """True/False: the installed Pillow went vertical/horizontal first; None: the orders agree here."""
     h_first, v_first = forced(image, out_hw, False), forced(image, out_hw, True)

@@ -21,13 +21,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from inference_accel.errors import FlagValueError
 from inference_accel.flags import Flags
 from inference_accel.preprocess import api, native, pillow_resize
 from inference_accel.preprocess.geometry import RESIZE_MODES, plan_geometry
 from inference_accel.preprocess.reference import preprocess_reference
+from tests.helpers_pillow import forced, pil
 
 pytestmark = pytest.mark.skipif(native.native_reason() is not None, reason=f"helper unavailable: {native.native_reason()}")
 
@@ -36,19 +36,6 @@ SOURCE = Path(native.__file__).with_name("_resize_native.c")
 
 
 # -- expected values ------------------------------------------------------------------
-def pil(image: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
-    """The installed Pillow's BILINEAR resize of a uint8 (H, W, 3) array."""
-    return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((out_hw[1], out_hw[0]), Image.BILINEAR))
-
-
-def forced(image: np.ndarray, out_hw: tuple[int, int], vertical: bool) -> np.ndarray:
-    """Pillow's two passes in a forced order: two single-axis Pillow resizes."""
-    h, w = image.shape[:2]
-    img = Image.fromarray(np.ascontiguousarray(image))
-    middle = (w, out_hw[0]) if vertical else (out_hw[1], h)
-    return np.asarray(img.resize(middle, Image.BILINEAR).resize((out_hw[1], out_hw[0]), Image.BILINEAR))
-
-
 def reference(frame: np.ndarray, input_hw: tuple[int, int], mode: str = "stretch") -> torch.Tensor:
     return preprocess_reference(frame, input_hw, mode)[0][0]
 

@@ -58,10 +58,6 @@ def _predictions(predictions: npt.ArrayLike) -> np.ndarray:
     return arr
 
 
-def _check_threshold(iou_threshold: float) -> None:
-    check_iou_threshold(iou_threshold)
-
-
 def _greedy(
     n: int,
     rows: np.ndarray,
@@ -101,7 +97,7 @@ def box_nms_keep(
     >>> box_nms_keep(np.empty((0, 5))).tolist()
     []
     """
-    _check_threshold(iou_threshold)
+    check_iou_threshold(iou_threshold)
     preds = _predictions(predictions)
     n = preds.shape[0]
     if n == 0:
@@ -130,7 +126,7 @@ def mask_nms_keep(
     >>> mask_nms_keep(np.array([[0, 0, 1, 1, 0.5], [0, 0, 1, 1, 0.7]]), cm).tolist()
     [False, True]
     """
-    _check_threshold(iou_threshold)
+    check_iou_threshold(iou_threshold)
     preds = _predictions(predictions)
     if not isinstance(masks, CompactMask):
         raise InvalidMaskError(f"masks must be a supervision CompactMask, got {type(masks).__name__}")

@@ -81,6 +81,7 @@ from inference_accel.arguments import (
     check_threshold,
 )
 from inference_accel.errors import FlagValueError, InvalidArgumentError
+from inference_accel.postprocess.taps import SMALL_OUTPUT_SUM  # torch's channels-last CPU kernel bound
 from inference_accel.flags import POSTPROC_FLAG, Flags, read_flags
 from inference_accel.postprocess.crop_rle import build_compact_mask, encode_dense_crop
 from inference_accel.postprocess.mask_geometry import mask_placement
@@ -91,7 +92,6 @@ OP = "postprocess"
 TRITON, CPU, REFERENCE = "triton", "cpu", dispatch.REFERENCE
 MAX_FRAME_SIDE = 8192
 MAX_MASK_SIDE = 256
-SMALL_OUTPUT_SUM = 128
 
 _fallbacks: Counter[str] = Counter()
 _fallback_lock = threading.Lock()

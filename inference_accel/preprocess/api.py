@@ -138,19 +138,23 @@ def _triton_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> s
     return _pass_order_input(frame, geometry)
 
 
-def _cpu_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str | None:
+def _cpu_out_reason(out: torch.Tensor, path: str) -> str | None:
+    """Why a CPU path cannot write ``out`` (None: it can)."""
     if out.dtype not in FAST_DTYPES:
         return f"out dtype {out.dtype} is not float32/float16"
     if out.device.type != "cpu":
-        return f"out is on {out.device}; the CPU path writes CPU tensors"
-    return _pass_order_input(frame, geometry)
+        return f"out is on {out.device}; the {path} path writes CPU tensors"
+    return None
+
+
+def _cpu_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str | None:
+    return _cpu_out_reason(out, "CPU") or _pass_order_input(frame, geometry)
 
 
 def _native_input(frame: np.ndarray, out: torch.Tensor, geometry: Geometry) -> str | None:
-    if out.dtype not in FAST_DTYPES:
-        return f"out dtype {out.dtype} is not float32/float16"
-    if out.device.type != "cpu":
-        return f"out is on {out.device}; the native path writes CPU tensors"
+    reason = _cpu_out_reason(out, "native")
+    if reason:
+        return reason
     if out.stride(3) != 1:
         return f"out has stride {out.stride(3)} along W; the native path writes rows with unit stride"
     if max(frame.shape[:2]) > native.MAX_SIDE:

@@ -47,6 +47,7 @@ OUT_DTYPES = (torch.float32, torch.float16)
 PARALLEL_MIN_PIXELS = 1 << 16
 # Default threads: the usable CPUs (see inference_accel.workers).
 THREADS = CPU_THREADS
+POOL = "preprocess-cpu"  # shared with the compiled path (native.py): one pool, one size
 
 _luts: dict[torch.dtype, np.ndarray] = {}
 
@@ -55,7 +56,7 @@ def _run(tasks: list) -> list:
     """Run zero-argument callables, the first on this thread, the rest on the pool."""
     if len(tasks) == 1:
         return [tasks[0]()]
-    futures = [pool("preprocess-cpu", THREADS).submit(task) for task in tasks[1:]]
+    futures = [pool(POOL, THREADS).submit(task) for task in tasks[1:]]
     first = tasks[0]()
     return [first] + [f.result() for f in futures]
 
@@ -187,6 +188,39 @@ def resize_frame(frame: np.ndarray, out_hw: tuple[int, int], threads: int = THRE
     return np.asarray(result)
 
 
+def check_cpu_out(out: torch.Tensor) -> None:
+    """``out`` must be a float32/float16 CPU tensor (the CPU paths' output contract)."""
+    if out.dtype not in OUT_DTYPES:
+        raise ValueError(f"out must be float32 or float16, got {out.dtype}")
+    if out.device.type != "cpu":
+        raise ValueError(f"out must be a CPU tensor, got {out.device}")
+
+
+def visible_content(geometry: Geometry) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of ``geometry.content`` inside the canvas.
+
+    >>> from inference_accel.preprocess.geometry import plan_geometry
+    >>> visible_content(plan_geometry((48, 64), (16, 16), "letterbox"))
+    (0, 2, 16, 14)
+    """
+    ih, iw = geometry.input_hw
+    x0, y0, x1, y1 = geometry.content
+    return max(x0, 0), max(y0, 0), min(x1, iw), min(y1, ih)
+
+
+def fill_padding(target: np.ndarray, lut: np.ndarray, visible: tuple[int, int, int, int]) -> None:
+    """Write a black pixel's normalised value into ``target`` (3, H, W) outside ``visible``."""
+    cx0, cy0, cx1, cy1 = visible
+    if (cx0, cy0, cx1, cy1) == (0, 0, target.shape[2], target.shape[1]):
+        return
+    for c in range(3):
+        plane, pad = target[c], lut[c, 0]
+        plane[:cy0] = pad
+        plane[cy1:] = pad
+        plane[cy0:cy1, :cx0] = pad
+        plane[cy0:cy1, cx1:] = pad
+
+
 def write_normalized(
     resized: np.ndarray,
     out: torch.Tensor,
@@ -203,10 +237,8 @@ def write_normalized(
     """
     lut = normalization_lut(out.dtype)
     target = out.detach()[index].numpy()  # (3, H, W) view of the caller's buffer
-    ih, iw = geometry.input_hw
-    x0, y0, x1, y1 = geometry.content
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, iw), min(y1, ih)
-    padded = (cx0, cy0, cx1, cy1) != (0, 0, iw, ih)
+    x0, y0 = geometry.content[:2]
+    cx0, cy0, cx1, cy1 = visible_content(geometry)
     rows = _bands(cy1 - cy0, _parts(threads, (cy1 - cy0) * (cx1 - cx0), 1 << 15))
 
     def write(r0: int, r1: int) -> None:
@@ -214,14 +246,7 @@ def write_normalized(
             src = resized[cy0 - y0 + r0 : cy0 - y0 + r1, cx0 - x0 : cx1 - x0, (2 - c) if bgr else c]
             np.take(lut[c], src, out=target[c, cy0 + r0 : cy0 + r1, cx0:cx1], mode="clip")
 
-    if padded:
-        for c in range(3):
-            plane = target[c]
-            pad = lut[c, 0]
-            plane[:cy0] = pad
-            plane[cy1:] = pad
-            plane[cy0:cy1, :cx0] = pad
-            plane[cy0:cy1, cx1:] = pad
+    fill_padding(target, lut, (cx0, cy0, cx1, cy1))
     _run([lambda b=b: write(*b) for b in rows])
 
 
@@ -240,9 +265,6 @@ def preprocess_cpu(
     float32/float16 tensor of shape (N, 3, H, W) with (H, W) ==
     ``geometry.input_hw``.
     """
-    if out.dtype not in OUT_DTYPES:
-        raise ValueError(f"out must be float32 or float16, got {out.dtype}")
-    if out.device.type != "cpu":
-        raise ValueError(f"out must be a CPU tensor, got {out.device}")
+    check_cpu_out(out)
     resized = resize_frame(frame, geometry.resized_hw, threads)
     write_normalized(resized, out, index, geometry, bgr, threads)

@@ -52,6 +52,8 @@ import torch
 
 from inference_accel.errors import FlagValueError
 from inference_accel.preprocess import pillow_resize
+from inference_accel.preprocess.cpu import POOL, check_cpu_out, fill_padding, normalization_lut, visible_content
+from inference_accel.preprocess.cpu import _parts as band_parts  # one band rule for both CPU paths
 from inference_accel.preprocess.geometry import Geometry
 from inference_accel.workers import CPU_THREADS, pool
 
@@ -59,7 +61,6 @@ ISA_FLAG = "INFERENCE_ACCEL_PREPROC_ISA"
 ISA_CHOICES = ("auto", "portable", "avx2", "avx512", "neon")
 # Best first: what "auto" takes among the instruction sets this CPU runs.
 ISA_PREFERENCE = ("avx512", "avx2", "neon", "portable")
-OUT_DTYPES = (torch.float32, torch.float16)
 # The largest frame side this path takes. The C plan refuses any table that
 # breaks the premises of its exactness proof; test_preprocess_native checks
 # that tables of this size keep them (coefficient sum bound) with room to spare.
@@ -73,7 +74,6 @@ MAX_SIDE = 1 << 16
 OUTPUT_WEIGHT = 4
 PARALLEL_MIN_PIXELS = 1 << 19
 THREADS = CPU_THREADS
-POOL = "preprocess-cpu"  # shared with the Pillow-band path: one pool, one size
 
 try:
     from inference_accel.preprocess import _resize_native
@@ -214,9 +214,7 @@ def _parts(threads: int, pixels: int) -> int:
     >>> _parts(2, 100_000), _parts(2, 2_073_600), _parts(1, 2_073_600), _parts(8, 2_073_600)
     (1, 2, 1, 3)
     """
-    if threads <= 1 or pixels < PARALLEL_MIN_PIXELS:
-        return 1
-    return min(threads, max(2, pixels // PARALLEL_MIN_PIXELS))
+    return band_parts(threads, pixels, PARALLEL_MIN_PIXELS)  # the module global: tests patch it
 
 
 # Chunks per thread when several threads share a frame, and the fewest output
@@ -307,25 +305,13 @@ def preprocess_native(
     content (letterbox) get the value of a black pixel; content outside the
     canvas (centre-crop) is never computed.
     """
-    if out.dtype not in OUT_DTYPES:
-        raise ValueError(f"out must be float32 or float16, got {out.dtype}")
-    if out.device.type != "cpu":
-        raise ValueError(f"out must be a CPU tensor, got {out.device}")
+    check_cpu_out(out)
     chosen = _require(isa)
-    from inference_accel.preprocess.cpu import normalization_lut
-
     lut = normalization_lut(out.dtype)
     target = out.detach()[index].numpy()  # (3, H, W) view of the caller's buffer
-    ih, iw = geometry.input_hw
-    x0, y0, x1, y1 = geometry.content
-    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, iw), min(y1, ih)
-    if (cx0, cy0, cx1, cy1) != (0, 0, iw, ih):
-        for c in range(3):
-            plane, pad = target[c], lut[c, 0]
-            plane[:cy0] = pad
-            plane[cy1:] = pad
-            plane[cy0:cy1, :cx0] = pad
-            plane[cy0:cy1, cx1:] = pad
+    x0, y0 = geometry.content[:2]
+    cx0, cy0, cx1, cy1 = visible_content(geometry)
+    fill_padding(target, lut, (cx0, cy0, cx1, cy1))
     if cx0 >= cx1 or cy0 >= cy1:
         return
     frame = _frame(frame)

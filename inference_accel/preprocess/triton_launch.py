@@ -31,7 +31,7 @@ import torch
 
 from inference_accel.preprocess import pillow_resize
 from inference_accel.preprocess.geometry import Geometry
-# Re-exported: the API gate and the CPU path import them from here.
+# Re-exported for existing importers (the API gate); their home is triton_common.
 from inference_accel.triton_common import interpreter_active, normalization_lut  # noqa: F401
 
 OUT_DTYPES = (torch.float32, torch.float16)
