@@ -82,8 +82,8 @@ def test_bad_threshold_is_refused_by_name(outputs, bad):
     ids=repr,
 )
 def test_a_bad_request_leaves_the_fast_path_on(outputs, kwargs):
-    """Whatever the bad request raises, the next valid one runs on the fast path (exact)."""
-    with pytest.raises(Exception):
+    """A bad request is refused with InvalidArgumentError; the next valid one runs on the fast path (exact)."""
+    with pytest.raises(InvalidArgumentError):
         postprocess(*outputs, GEOMETRY, flags=FAST, **kwargs)
     assert_fast_path_still_runs(outputs)
 
