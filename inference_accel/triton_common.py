@@ -45,7 +45,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from inference_accel.preprocess.reference import IMAGENET_MEAN, IMAGENET_STD
+from inference_accel.preprocess.normalization import Normalization, normalize_channels
+from inference_accel.preprocess.normalization import resolve as resolve_normalization
 
 
 def interpreter_active() -> bool:
@@ -53,21 +54,24 @@ def interpreter_active() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def normalization_lut(device: torch.device | str = "cpu") -> torch.Tensor:
-    """float32 (3, 256): ``lut[c, v]`` = reference value of byte ``v`` in RGB channel ``c``.
+def normalization_lut(device: torch.device | str = "cpu", normalization: Normalization | None = None) -> torch.Tensor:
+    """float32 (3, 256): ``lut[c, v]`` = reference value of byte ``v`` in model plane ``c``.
 
-    Same float32 operations as ``reference.to_normalized_tensor`` (``/ 255``,
-    ``- mean``, ``/ std``), so each entry is bit-identical to what the
-    reference computes for that byte.
+    Computed on the CPU by ``normalization.normalize_channels``, the function
+    ``reference.to_normalized_tensor`` calls (``/ 255``, the scale, ``- mean``,
+    ``/ std`` in float32), so each entry is bit-identical to what the
+    reference computes for that byte; then moved to ``device``.
+    ``normalization``: None is ImageNet. The channel order is not in the
+    table: the paths pick the source channel of each plane.
 
     >>> lut = normalization_lut()
     >>> tuple(lut.shape), lut.dtype
     ((3, 256), torch.float32)
+    >>> normalization_lut(normalization=Normalization((0, 0, 0), (1, 1, 1), scale=1.0))[1, 200].item()
+    200.0
     """
-    values = torch.arange(256, dtype=torch.uint8).float().div(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1)
-    return ((values.view(1, 256) - mean) / std).contiguous().to(device)
+    values = torch.arange(256, dtype=torch.uint8).float().view(1, 256).expand(3, 256)
+    return normalize_channels(values, resolve_normalization(normalization)).contiguous().to(device)
 
 
 # -- the launch contract ------------------------------------------------------------

@@ -3,9 +3,9 @@ Fused, Pillow-exact preprocessing in one launch
 ===============================================
 
 One kernel turns a uint8 HWC frame (BGR or RGB) into one normalised NCHW
-model input: Pillow's BILINEAR resize, byte-exact, then the channel swap,
-``/ 255`` and ImageNet mean/std normalisation, written straight into a
-caller-given fp32 or fp16 buffer at a batch index.
+model input: Pillow's BILINEAR resize, byte-exact, then the channel order,
+``/ 255``, the model's scale and mean/std normalisation (ImageNet by default),
+written straight into a caller-given fp32 or fp16 buffer at a batch index.
 
 Pillow's resize is separable: a first pass along one axis produces a
 *uint8* intermediate image, and the second pass reads it. We never
@@ -39,9 +39,13 @@ black pixel; centre-crop has negative offsets and the part outside the canvas
 is never computed.
 
 Normalisation goes through a 3 x 256 float32 look-up table computed on the
-host with torch's own ops (``(v / 255 - mean) / std`` in float32), so the
-result is bit-identical to torchvision's ``to_tensor`` + ``normalize``
-whatever division or fused multiply-add the GPU compiler would pick.
+host with torch's own ops (``(v / 255 [* 255 / scale] - mean) / std`` in
+float32, ``preprocess.normalization.normalize_channels``), so the result is
+bit-identical to torchvision's ``to_tensor`` + ``normalize`` whatever
+division or fused multiply-add the GPU compiler would pick; any package's
+constants are just another table. The colour order is the runtime scalar
+``src_bgr``: 1 makes output plane ``c`` read source channel ``2 - c`` (a BGR
+frame for an RGB model, or the reverse), 0 keeps the order.
 
 What one program instance computes: a ``BLOCK_Y x BLOCK_X`` tile of the
 canvas, all three channels. Output row ``oy`` of the tile reads resized row

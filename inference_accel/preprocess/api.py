@@ -18,6 +18,11 @@ reference  0    always
 The flag is ``INFERENCE_MODELS_RFDETR_TRITON_PREPROC_ENABLED``
 (``Flags.preproc_fast``); false forces the reference path.
 
+Normalisation: every path takes the model's
+:class:`~inference_accel.preprocess.normalization.Normalization` (scale,
+mean/std, channel order; default ImageNet, RGB) as runtime constants, so a
+package's values never force a fallback.
+
 Per-input preconditions, checked on every call (:data:`INPUT_PRECONDITIONS`):
 
 - every path: ``frame`` is a uint8 (H, W, 3) numpy array, BGR, non-empty
@@ -69,6 +74,8 @@ from inference_accel.flags import PREPROC_FLAG, Flags, read_flags
 from inference_accel.frames import validate_frame
 from inference_accel.preprocess import native, pillow_resize
 from inference_accel.preprocess.geometry import Geometry, plan_geometry
+from inference_accel.preprocess.normalization import Normalization
+from inference_accel.preprocess.normalization import resolve as resolve_normalization
 from inference_accel.preprocess.reference import preprocess_reference
 
 OP = "preprocess"
@@ -175,28 +182,29 @@ INPUT_PRECONDITIONS: dict[str, Callable[[np.ndarray, torch.Tensor, Geometry], st
 
 
 # -- runners ------------------------------------------------------------------
-def _run_triton(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry) -> None:
+# Each runner: (frame, out, index, geometry, normalization); the frame is BGR.
+def _run_triton(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry, norm: Normalization) -> None:
     from inference_accel.preprocess.triton_launch import launch
 
-    launch(frame, out, index, geometry, bgr=True)
+    launch(frame, out, index, geometry, bgr=True, normalization=norm)
 
 
-def _run_native(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry) -> None:
-    native.preprocess_native(frame, out, index, geometry, bgr=True)
+def _run_native(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry, norm: Normalization) -> None:
+    native.preprocess_native(frame, out, index, geometry, bgr=True, normalization=norm)
 
 
-def _run_cpu(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry) -> None:
+def _run_cpu(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry, norm: Normalization) -> None:
     from inference_accel.preprocess.cpu import preprocess_cpu
 
-    preprocess_cpu(frame, out, index, geometry, bgr=True)
+    preprocess_cpu(frame, out, index, geometry, bgr=True, normalization=norm)
 
 
-def _run_reference(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry) -> None:
-    x, _ = preprocess_reference(frame, geometry.input_hw, geometry.mode)
+def _run_reference(frame: np.ndarray, out: torch.Tensor, index: int, geometry: Geometry, norm: Normalization) -> None:
+    x, _ = preprocess_reference(frame, geometry.input_hw, geometry.mode, normalization=norm)
     out[index].copy_(x[0])
 
 
-RUNNERS: dict[str, Callable[[np.ndarray, torch.Tensor, int, Geometry], None]] = {
+RUNNERS: dict[str, Callable[[np.ndarray, torch.Tensor, int, Geometry, Normalization], None]] = {
     TRITON: _run_triton,
     NATIVE: _run_native,
     CPU: _run_cpu,
@@ -226,17 +234,23 @@ def preprocess_into(
     index: int = 0,
     mode: str = "stretch",
     flags: Flags | None = None,
+    normalization: Normalization | None = None,
 ) -> tuple[Geometry, str]:
     """Preprocess a BGR uint8 frame into ``out[index]``; returns (geometry, implementation).
 
     ``out``: (N, 3, H, W) model input; (H, W) is the model's input size.
-    ``flags``: ``None`` reads the environment. The result equals the
+    ``flags``: ``None`` reads the environment. ``normalization``: the
+    model's scaling, mean/std and colour order (``None``:
+    :meth:`Normalization.imagenet`, RF-DETR's default; every path takes any
+    valid one, as runtime constants; a value that is not a Normalization
+    raises :class:`~inference_accel.errors.InvalidArgumentError`). The result equals the
     reference chain (``reference.preprocess_reference``) on every path: the
     resize byte for byte, the normalised floats bit for bit (fp16 outputs are
     the reference rounded to fp16).
     """
     frame = validate_frame(frame)
     out = _validate_out(out, index)
+    normalization = resolve_normalization(normalization)
     index = int(index)
     flags = read_flags() if flags is None else flags
     native.read_isa()  # a malformed INFERENCE_ACCEL_PREPROC_ISA is an error, not a silent fallback
@@ -253,10 +267,10 @@ def preprocess_into(
             )
             continue
         if name not in GUARDED:
-            RUNNERS[name](frame, out, index, geometry)
+            RUNNERS[name](frame, out, index, geometry, normalization)
             return geometry, name
         try:
-            RUNNERS[name](frame, out, index, geometry)
+            RUNNERS[name](frame, out, index, geometry, normalization)
         except Exception as exc:  # compile, launch or helper failure on valid input: off for the process
             dispatch.disable(OP, name, f"{type(exc).__name__}: {exc}")
             continue

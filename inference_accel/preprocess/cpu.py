@@ -17,10 +17,13 @@ Same result as the reference chain (``reference.py``), with less work:
   Pillow releases the GIL while it resamples, so N threads run N bands
   at once. The pass order is the installed Pillow's
   (``pillow_resize.pass_sizes``).
-- **One fused write.** ``/ 255`` and the mean/std normalisation become a
-  256-entry float table per channel, computed with the reference's own
-  float32 operations (bit-identical), applied with ``np.take`` directly into
-  ``out[index, c]`` (fp32 or fp16) for the canvas region, by the same threads.
+- **One fused write.** ``/ 255``, the scale and the mean/std normalisation
+  (a :class:`~inference_accel.preprocess.normalization.Normalization`,
+  default ImageNet) become a 256-entry float table per channel, computed
+  with the reference's own float32 operations (bit-identical), applied with
+  ``np.take`` directly into ``out[index, c]`` (fp32 or fp16) for the canvas
+  region, by the same threads. The colour order picks each plane's source
+  channel.
 
 >>> import numpy as np, torch
 >>> from inference_accel.preprocess.geometry import plan_geometry
@@ -34,12 +37,16 @@ Same result as the reference chain (``reference.py``), with less work:
 from __future__ import annotations
 
 
+import functools
+
 import numpy as np
 import torch
 from PIL import Image
 
 from inference_accel.preprocess import pillow_resize
 from inference_accel.preprocess.geometry import Geometry
+from inference_accel.preprocess.normalization import Normalization
+from inference_accel.preprocess.normalization import resolve as resolve_normalization
 from inference_accel.workers import CPU_THREADS, pool
 
 OUT_DTYPES = (torch.float32, torch.float16)
@@ -48,8 +55,6 @@ PARALLEL_MIN_PIXELS = 1 << 16
 # Default threads: the usable CPUs (see inference_accel.workers).
 THREADS = CPU_THREADS
 POOL = "preprocess-cpu"  # shared with the compiled path (native.py): one pool, one size
-
-_luts: dict[torch.dtype, np.ndarray] = {}
 
 
 def _run(tasks: list) -> list:
@@ -61,20 +66,26 @@ def _run(tasks: list) -> list:
     return [first] + [f.result() for f in futures]
 
 
-def normalization_lut(dtype: torch.dtype = torch.float32) -> np.ndarray:
-    """(3, 256) table of ``dtype``: normalised value of byte ``v`` in RGB channel ``c``.
+def normalization_lut(dtype: torch.dtype = torch.float32, normalization: Normalization | None = None) -> np.ndarray:
+    """(3, 256) table of ``dtype``: normalised value of byte ``v`` in model plane ``c``.
 
-    Computed with the reference's float32 operations (``/ 255``, ``- mean``,
-    ``/ std``), then cast to ``dtype`` (fp16 rounds to nearest even, as
-    ``tensor.half()`` does). Cached per dtype.
+    Computed with the reference's float32 operations (``/ 255``, the scale,
+    ``- mean``, ``/ std``; ``triton_common.normalization_lut``), then cast to
+    ``dtype`` (fp16 rounds to nearest even, as ``tensor.half()`` does).
+    ``normalization``: None is ImageNet. Cached per (dtype, normalization); read-only.
+
+    >>> normalization_lut(torch.float16).dtype, normalization_lut().flags.writeable
+    (dtype('float16'), False)
     """
-    lut = _luts.get(dtype)
-    if lut is None:
-        from inference_accel.triton_common import normalization_lut as torch_lut
+    return _cached_lut(dtype, resolve_normalization(normalization))
 
-        lut = np.ascontiguousarray(torch_lut("cpu").to(dtype).numpy())
-        lut.setflags(write=False)
-        _luts[dtype] = lut
+
+@functools.lru_cache(maxsize=32)
+def _cached_lut(dtype: torch.dtype, normalization: Normalization) -> np.ndarray:
+    from inference_accel.triton_common import normalization_lut as torch_lut
+
+    lut = np.ascontiguousarray(torch_lut("cpu", normalization).to(dtype).numpy())
+    lut.setflags(write=False)
     return lut
 
 
@@ -228,14 +239,18 @@ def write_normalized(
     geometry: Geometry,
     bgr: bool = True,
     threads: int = THREADS,
+    normalization: Normalization | None = None,
 ) -> None:
-    """Swap, ``/ 255`` and normalise ``resized`` into ``out[index]`` at ``geometry.content``.
+    """Reorder, scale and normalise ``resized`` into ``out[index]`` at ``geometry.content``.
 
-    ``resized``: uint8 (rh, rw, 3), BGR if ``bgr``. Canvas pixels outside
-    the content (letterbox) get the value of a black pixel; content outside
-    the canvas (centre-crop) is skipped.
+    ``resized``: uint8 (rh, rw, 3), BGR if ``bgr`` (else RGB).
+    ``normalization``: the model's constants and channel order (None:
+    ImageNet, RGB). Canvas pixels outside the content (letterbox) get the
+    value of a black pixel; content outside the canvas (centre-crop) is skipped.
     """
-    lut = normalization_lut(out.dtype)
+    normalization = resolve_normalization(normalization)
+    lut = normalization_lut(out.dtype, normalization)
+    reverse = normalization.reverses(bgr)
     target = out.detach()[index].numpy()  # (3, H, W) view of the caller's buffer
     x0, y0 = geometry.content[:2]
     cx0, cy0, cx1, cy1 = visible_content(geometry)
@@ -243,7 +258,7 @@ def write_normalized(
 
     def write(r0: int, r1: int) -> None:
         for c in range(3):
-            src = resized[cy0 - y0 + r0 : cy0 - y0 + r1, cx0 - x0 : cx1 - x0, (2 - c) if bgr else c]
+            src = resized[cy0 - y0 + r0 : cy0 - y0 + r1, cx0 - x0 : cx1 - x0, (2 - c) if reverse else c]
             np.take(lut[c], src, out=target[c, cy0 + r0 : cy0 + r1, cx0:cx1], mode="clip")
 
     fill_padding(target, lut, (cx0, cy0, cx1, cy1))
@@ -257,14 +272,16 @@ def preprocess_cpu(
     geometry: Geometry,
     bgr: bool = True,
     threads: int = THREADS,
+    normalization: Normalization | None = None,
 ) -> None:
     """Preprocess a uint8 (H, W, 3) frame into ``out[index]`` (CPU, fp32/fp16).
 
-    Preconditions (checked by ``api.preprocess_into``): ``frame`` a validated
-    uint8 HWC array whose size is ``geometry.frame_hw``; ``out`` a CPU
-    float32/float16 tensor of shape (N, 3, H, W) with (H, W) ==
-    ``geometry.input_hw``.
+    ``bgr``: the frame's order; ``normalization``: the model's constants and
+    channel order (None: ImageNet, RGB). Preconditions (checked by
+    ``api.preprocess_into``): ``frame`` a validated uint8 HWC array whose
+    size is ``geometry.frame_hw``; ``out`` a CPU float32/float16 tensor of
+    shape (N, 3, H, W) with (H, W) == ``geometry.input_hw``.
     """
     check_cpu_out(out)
     resized = resize_frame(frame, geometry.resized_hw, threads)
-    write_normalized(resized, out, index, geometry, bgr, threads)
+    write_normalized(resized, out, index, geometry, bgr, threads, normalization)

@@ -12,13 +12,15 @@ torch or geometry; this module hands it what the one rule says:
 - **the window**: the visible part of the resized image (centre-crop cuts
   it; letterbox pads around it, the pads written here as
   ``cpu.write_normalized`` writes them);
-- **the lookup table**: ``cpu.normalization_lut`` (float32 or float16,
-  bit-identical to the reference's ``/ 255``, ``- mean``, ``/ std``).
+- **the lookup table**: ``cpu.normalization_lut`` of the model's
+  :class:`~inference_accel.preprocess.normalization.Normalization` (float32
+  or float16, bit-identical to the reference's ``/ 255``, scale, ``- mean``,
+  ``/ std``), and whether plane ``c`` reads channel ``2 - c`` (the colour order).
 
 The second pass writes straight into ``out[index]`` (float32 or float16
-NCHW, BGR -> RGB swapped on the way); the only intermediate is the uint8 row
-ring of the first pass, a few rows per thread. Chunks of output rows run on
-the process's worker threads (:mod:`inference_accel.workers`, the
+NCHW, channels reordered on the way when the model's order is not the
+frame's); the only intermediate is the uint8 row ring of the first pass, a
+few rows per thread. Chunks of output rows run on the process's worker threads (:mod:`inference_accel.workers`, the
 ``preprocess-cpu`` pool), claimed in C from a shared atomic counter, so a
 late or preempted thread never holds the frame up; each thread releases the
 GIL once per frame.
@@ -55,6 +57,8 @@ from inference_accel.preprocess import pillow_resize
 from inference_accel.preprocess.cpu import POOL, check_cpu_out, fill_padding, normalization_lut, visible_content
 from inference_accel.preprocess.cpu import _parts as band_parts  # one band rule for both CPU paths
 from inference_accel.preprocess.geometry import Geometry
+from inference_accel.preprocess.normalization import Normalization
+from inference_accel.preprocess.normalization import resolve as resolve_normalization
 from inference_accel.workers import CPU_THREADS, pool
 
 ISA_FLAG = "INFERENCE_ACCEL_PREPROC_ISA"
@@ -295,19 +299,23 @@ def preprocess_native(
     bgr: bool = True,
     threads: int = THREADS,
     isa: str | None = None,
+    normalization: Normalization | None = None,
 ) -> None:
     """Preprocess a uint8 (H, W, 3) frame into ``out[index]`` (CPU, float32/float16), exactly.
 
-    Preconditions (checked by ``api.preprocess_into``): ``frame`` a validated
-    uint8 HWC array of size ``geometry.frame_hw`` with sides <= :data:`MAX_SIDE`;
-    ``out`` a CPU float32/float16 tensor (N, 3, H, W), (H, W) ==
-    ``geometry.input_hw``, unit stride along W. Canvas pixels outside the
+    ``bgr``: the frame's order; ``normalization``: the model's constants and
+    channel order (None: ImageNet, RGB). Preconditions (checked by
+    ``api.preprocess_into``): ``frame`` a validated uint8 HWC array of size
+    ``geometry.frame_hw`` with sides <= :data:`MAX_SIDE`; ``out`` a CPU
+    float32/float16 tensor (N, 3, H, W), (H, W) == ``geometry.input_hw``,
+    unit stride along W. Canvas pixels outside the
     content (letterbox) get the value of a black pixel; content outside the
     canvas (centre-crop) is never computed.
     """
     check_cpu_out(out)
     chosen = _require(isa)
-    lut = normalization_lut(out.dtype)
+    normalization = resolve_normalization(normalization)
+    lut = normalization_lut(out.dtype, normalization)
     target = out.detach()[index].numpy()  # (3, H, W) view of the caller's buffer
     x0, y0 = geometry.content[:2]
     cx0, cy0, cx1, cy1 = visible_content(geometry)
@@ -319,6 +327,6 @@ def preprocess_native(
     window = (cx0 - x0, cx1 - x0, cy0 - y0, cy1 - y0)  # visible part, resized coordinates
     plan = _plan(in_hw, tuple(geometry.resized_hw), window, chosen, _order(in_hw, geometry.resized_hw))
     visible = target[:, cy0:cy1, cx0:cx1]
-    run = functools.partial(_resize_native.run, plan, frame, visible, lut, bool(bgr))
+    run = functools.partial(_resize_native.run, plan, frame, visible, lut, normalization.reverses(bgr))
     work = in_hw[0] * in_hw[1] + OUTPUT_WEIGHT * (cx1 - cx0) * (cy1 - cy0)
     _run_rows(run, window[2], window[3], _parts(threads, work))

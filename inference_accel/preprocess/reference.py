@@ -1,7 +1,12 @@
 """The reference preprocessing chain, exactly as Roboflow ``inference`` serves it.
 
-BGR uint8 frame -> RGB -> PIL image -> ``resize((w, h), BILINEAR)`` ->
-``to_tensor`` (/255) -> ImageNet normalisation. Every fast path must equal it.
+BGR uint8 frame -> model channel order -> PIL image -> ``resize((w, h), BILINEAR)``
+-> ``to_tensor`` (/255) -> the package's scaling and mean/std normalisation
+(:func:`~inference_accel.preprocess.normalization.normalize_channels`; default
+ImageNet, RGB). Every fast path must equal it.
+
+Pillow resizes each channel with the same tables, so reordering channels
+before or after the resize gives the same bytes; inference-models swaps after.
 
 >>> import numpy as np
 >>> from inference_accel.preprocess.reference import preprocess_reference
@@ -18,15 +23,15 @@ from PIL import Image
 
 from inference_accel.frames import validate_frame
 from inference_accel.preprocess.geometry import Geometry, plan_geometry
+from inference_accel.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
+from inference_accel.preprocess.normalization import Normalization, normalize_channels
+from inference_accel.preprocess.normalization import resolve as resolve_normalization
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
-
-def pil_resize_rgb(frame_bgr: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """BGR uint8 frame -> RGB -> ``PIL.Image.resize(BILINEAR)``; uint8 (h, w, 3)."""
-    rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
-    image = Image.fromarray(rgb)
+def pil_resize_rgb(frame_bgr: np.ndarray, size_hw: tuple[int, int], channel_order: str = "rgb") -> np.ndarray:
+    """BGR uint8 frame -> ``channel_order`` (rgb: reversed, bgr: kept) -> ``PIL.Image.resize(BILINEAR)``."""
+    ordered = frame_bgr[:, :, ::-1] if channel_order == "rgb" else frame_bgr
+    image = Image.fromarray(np.ascontiguousarray(ordered))
     if image.size != (size_hw[1], size_hw[0]):
         image = image.resize((size_hw[1], size_hw[0]), Image.BILINEAR)
     return np.asarray(image)
@@ -43,20 +48,28 @@ def place_on_canvas(resized: np.ndarray, geometry: Geometry) -> np.ndarray:
     return canvas
 
 
-def to_normalized_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """torchvision's ``to_tensor`` then ``normalize`` with ImageNet statistics."""
-    tensor = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float().div(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (tensor - mean) / std
+def to_normalized_tensor(image: np.ndarray, normalization: Normalization | None = None) -> torch.Tensor:
+    """torchvision's ``to_tensor`` then the stock scaling and ``normalize`` (default ImageNet).
+
+    ``image``: uint8 (H, W, 3) already in the model's channel order.
+    """
+    pixels = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float()
+    return normalize_channels(pixels, resolve_normalization(normalization))
 
 
 def preprocess_reference(
-    frame_bgr: np.ndarray, input_hw: tuple[int, int], mode: str = "stretch"
+    frame_bgr: np.ndarray,
+    input_hw: tuple[int, int],
+    mode: str = "stretch",
+    normalization: Normalization | None = None,
 ) -> tuple[torch.Tensor, Geometry]:
-    """Run the reference chain; returns a (1, 3, H, W) float32 tensor and its geometry."""
+    """Run the reference chain; returns a (1, 3, H, W) float32 tensor and its geometry.
+
+    ``normalization``: None is :meth:`Normalization.imagenet` (RGB planes).
+    """
     frame = validate_frame(frame_bgr)
+    normalization = resolve_normalization(normalization)
     geometry = plan_geometry(frame.shape[:2], input_hw, mode)
-    resized = pil_resize_rgb(frame, geometry.resized_hw)
+    resized = pil_resize_rgb(frame, geometry.resized_hw, normalization.channel_order)
     canvas = resized if geometry.is_stretch else place_on_canvas(resized, geometry)
-    return to_normalized_tensor(canvas).unsqueeze(0), geometry
+    return to_normalized_tensor(canvas, normalization).unsqueeze(0), geometry
