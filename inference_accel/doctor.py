@@ -92,7 +92,11 @@ def doctor_report(flags: Flags) -> str:
             mark = "*" if verdict.implementation.name == chosen else " "
             lines.append(f"  {mark} {verdict.implementation.name:<10} {state}")
         if op == "preprocess":
-            lines += [f"  (native instruction set: {_native_isa()})", f"  (native threads: {_native_threads()})"]
+            lines += [f"  (native instruction set: {_native_isa()})", f"  (native threads: {_native_threads()})",
+                      f"  (host frames on the GPU: {_host_frames_line()})",
+                      "  (model package steps, before the resize: static crop = a window of the frame, grayscale and "
+                      "the dataset-version first step = OpenCV on the host, as stock; contrast = scikit-image on the "
+                      "host, the reference path only; these packages run per stage, not as whole-frame graphs)"]
         if op == "postprocess":
             lines.append(f"  (cpu executor: {_cpu_postprocess_executor()})")
     lines.append("  (whole-frame graphs also need a TensorRT engine: onnxruntime's run cannot be captured)")
@@ -106,6 +110,22 @@ def _threads_lines() -> list[str]:
 
     lines = [f"CPUs usable: {CPU_BUDGET.describe()}", "thread pools (CPU paths):"]
     return lines + [f"  {name:<16} {rule}" for name, rule in pool_sizes().items()]
+
+
+def _host_frames_line() -> str:
+    """How a numpy frame reaches the Triton kernel: read in place (integrated GPU) or copied, and why."""
+    import torch
+
+    from inference_accel import host_memory
+    from inference_accel.errors import FlagValueError
+
+    if not torch.cuda.is_available():
+        return "no CUDA device"
+    try:
+        reason = host_memory.zero_copy_reason(torch.device("cuda", 0))
+    except FlagValueError as exc:
+        return f"ERROR: {exc}"
+    return "read in place (zero copy, integrated GPU)" if reason is None else f"copied once ({reason})"
 
 
 def _native_isa() -> str:

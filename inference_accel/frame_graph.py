@@ -7,7 +7,9 @@ launches per frame. Here the whole frame's GPU work is captured once per
 
 1. host: the BGR frame is copied into a pinned staging buffer (the only
    per-frame host work before the replay);
-2. graph: staging -> device frame (async H2D), the fused preprocessing kernel
+2. graph: staging -> device frame (async H2D; none on an integrated GPU, where
+   the kernel reads the pinned staging frame in place: :mod:`inference_accel.host_memory`),
+   the fused preprocessing kernel
    into the engine slot's input, the engine's enqueue, the postprocessing
    launches (selection, bounds, runs) and the one device-to-host copy of
    the packet into pinned memory;
@@ -60,6 +62,7 @@ from inference_accel.flags import CUDA_GRAPHS_FLAG, POSTPROC_FLAG, PREPROC_FLAG,
 from inference_accel.parity import compare_detections
 from inference_accel.postprocess.triton_launch import Pending, RunsOverflow, TritonPostprocessor
 from inference_accel.preprocess.geometry import Geometry
+from inference_accel.preprocess.normalization import Normalization
 from inference_accel.preprocess.triton_launch import TritonPreprocessor
 
 
@@ -133,8 +136,12 @@ class CudaBackend:
     """torch.cuda: one side stream, ``CUDAGraph`` capture, pinned host memory, events."""
 
     def __init__(self, device: torch.device):
+        from inference_accel import host_memory
+
         self.device = device
         self.stream = torch.cuda.Stream(device=device)
+        # Integrated GPU (Jetson): the graph reads the pinned staging frame in place, no upload node.
+        self.zero_copy = host_memory.zero_copy_reason(device) is None
 
     def pinned(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         return torch.empty(shape, dtype=dtype, pin_memory=True)
@@ -193,7 +200,11 @@ class _CapturedFrame:
         h, w = key.geometry.frame_hw
         self.key = key
         self.staging = backend.pinned((h, w, 3), torch.uint8)
-        self.device_frame = torch.empty((h, w, 3), dtype=torch.uint8, device=backend.device)
+        # zero copy: the kernel reads the staging buffer itself (mapped pinned memory)
+        self.zero_copy = bool(getattr(backend, "zero_copy", False))
+        self.device_frame = (
+            self.staging if self.zero_copy else torch.empty((h, w, 3), dtype=torch.uint8, device=backend.device)
+        )
         self.pre = TritonPreprocessor()
         self.post = TritonPostprocessor(capacity)
         self.replay: Callable[[], None] | None = None
@@ -237,6 +248,7 @@ class FrameGraphs:
         class_names: Sequence[str] | None,
         backend: Backend | None = None,
         capacity: int | None = None,
+        normalization: Normalization | None = None,
     ):
         from inference_accel.postprocess.triton_launch import DEFAULT_CAPACITY
 
@@ -247,6 +259,7 @@ class FrameGraphs:
         self.num_classes = num_classes
         self.class_names = class_names
         self.capacity = capacity or DEFAULT_CAPACITY
+        self.normalization = normalization  # the model's preprocessing constants (None: ImageNet)
         self._captured: OrderedDict[FrameKey, _CapturedFrame] = OrderedDict()
         # A key whose capture frame overflowed the run buffer keeps its buffers
         # for the next attempt instead of allocating them again.
@@ -272,8 +285,9 @@ class FrameGraphs:
         """The frame's GPU work, on the backend's stream; nothing read back."""
         key = cf.key
         buffers = self.engine.slots[key.slot]
-        cf.device_frame.copy_(cf.staging, non_blocking=True)
-        cf.pre(cf.device_frame, buffers.input, 0, key.geometry)
+        if not cf.zero_copy:
+            cf.device_frame.copy_(cf.staging, non_blocking=True)
+        cf.pre(cf.device_frame, buffers.input, 0, key.geometry, normalization=self.normalization)
         self.engine.enqueue_on(key.slot, self.backend.stream_handle())
         return cf.post.launch(
             buffers.labels[0], buffers.dets[0], buffers.masks[0], key.geometry, key.geometry.frame_hw,
@@ -284,8 +298,9 @@ class FrameGraphs:
     def _stage_tensors(self, cf: _CapturedFrame) -> dict[str, torch.Tensor]:
         """What each node of the graph writes: the device frame, the engine's input and outputs."""
         b = self.engine.slots[cf.key.slot]
-        return {"frame upload": cf.device_frame, "preprocessing": b.input, "engine dets": b.dets,
-                "engine labels": b.labels, "engine masks": b.masks}
+        written = {"preprocessing": b.input, "engine dets": b.dets, "engine labels": b.labels, "engine masks": b.masks}
+        # zero copy: no upload node; the staging frame is the host's input, not the graph's output
+        return written if cf.zero_copy else {"frame upload": cf.device_frame, **written}
 
     def _capture(self, cf: _CapturedFrame) -> sv.Detections:
         """Eager run, capture, then a replay on the same frame that must rewrite everything.

@@ -259,3 +259,29 @@ def test_a_replay_overflow_is_redone_by_the_reference(tiny_model, frames, expect
     for r, e in zip(results, expected):
         assert compare_detections(r.detections, e) == []
     assert api.fallback_counts() == {"triton (frame graph): run buffer overflow": 2}
+
+
+class ZeroCopyReplayBackend(ReplayBackend):
+    """An integrated GPU's backend: the graph reads the pinned staging frame in place."""
+
+    zero_copy = True
+
+
+def test_zero_copy_graphs_read_the_staging_frame_in_place(tiny_model, frames, expected):
+    graphs = make_graphs(tiny_model, backend=ZeroCopyReplayBackend())
+    geometry = plan_geometry(FRAME_HW, graphs.engine.spec.input_hw)
+    for i, frame in enumerate(frames):
+        submitted = graphs.submit(frame, 0, geometry)
+        captured = submitted.captured
+        assert captured.device_frame.data_ptr() == captured.staging.data_ptr()  # no device twin, no upload
+        assert "frame upload" not in graphs._stage_tensors(captured)
+        assert compare_detections(graphs.result(submitted), expected[i]) == [], f"frame {i}"
+        # the check replay poisons what the graph writes, never the host's frame
+        assert np.array_equal(captured.staging.numpy(), frame)
+
+
+def test_zero_copy_graph_that_writes_nothing_is_still_caught(tiny_model, frames):
+    backend = ZeroCopyReplayBackend(replay_does_nothing=True)
+    graphs = make_graphs(tiny_model, backend=backend)
+    with pytest.raises(GraphMismatch, match="preprocessing differs"):
+        graphs.submit(frames[0], 0, plan_geometry(FRAME_HW, graphs.engine.spec.input_hw))

@@ -6,11 +6,16 @@ output:
 - the Pillow coefficient tables of each axis, uploaded once per (source size,
   resized size) and per device, then reused (``pillow_resize.coefficients``
   computes them in float64 on the host);
-- the 3 x 256 normalisation table, computed with torch's float32 ops exactly
-  as the reference (``to_tensor`` then ``normalize``);
+- the 3 x 256 normalisation table of each
+  :class:`~inference_accel.preprocess.normalization.Normalization` (scale,
+  mean/std; default ImageNet), computed with torch's float32 ops exactly as
+  the reference (``to_tensor``, scale, ``normalize``), per device; the
+  colour order is the kernel's ``src_bgr`` (plane ``c`` reads channel ``2 - c``);
 - for host (numpy) frames on a CUDA device: one pinned staging buffer and one
   device buffer, grown only when a bigger frame arrives, and an asynchronous
-  host-to-device copy on torch's current stream.
+  host-to-device copy on torch's current stream; on an integrated GPU (Jetson)
+  the kernel reads the pinned staging buffer in place instead
+  (:mod:`inference_accel.host_memory`).
 
 The launch goes on torch's current stream, so it can be captured in a CUDA
 graph once every table for the frame size is cached (call it once before
@@ -29,8 +34,11 @@ import threading
 import numpy as np
 import torch
 
+from inference_accel import host_memory
 from inference_accel.preprocess import pillow_resize
 from inference_accel.preprocess.geometry import Geometry
+from inference_accel.preprocess.normalization import Normalization
+from inference_accel.preprocess.normalization import resolve as resolve_normalization
 # Re-exported for existing importers (the API gate); their home is triton_common.
 from inference_accel.triton_common import interpreter_active, normalization_lut  # noqa: F401
 
@@ -72,10 +80,11 @@ class TritonPreprocessor:
 
     def __init__(self) -> None:
         self._tables: dict[tuple[str, int, int], torch.Tensor] = {}
-        self._luts: dict[str, torch.Tensor] = {}
+        self._luts: dict[tuple[str, Normalization], torch.Tensor] = {}
         self._slots = (_Slot(), _Slot())
         self._next_slot = 0
         self._pending: _Slot | None = None  # slot used by the launch in progress
+        self.read_in_place = False  # the last upload handed the kernel mapped pinned memory (zero copy)
         self.lock = threading.Lock()
 
     # -- cached device data ------------------------------------------------
@@ -87,11 +96,13 @@ class TritonPreprocessor:
             self._tables[key] = cached
         return cached
 
-    def lut(self, device: torch.device) -> torch.Tensor:
-        key = str(device)
+    def lut(self, device: torch.device, normalization: Normalization | None = None) -> torch.Tensor:
+        """float32 (3, 256) table of ``normalization`` (None: ImageNet) on ``device``, cached."""
+        normalization = resolve_normalization(normalization)
+        key = (str(device), normalization)
         cached = self._luts.get(key)
         if cached is None:
-            cached = normalization_lut(device)
+            cached = normalization_lut(device, normalization)
             self._luts[key] = cached
         return cached
 
@@ -107,6 +118,7 @@ class TritonPreprocessor:
         only after the event recorded behind its last kernel has completed.
         """
         self._pending = None
+        self.read_in_place = False
         if isinstance(frame, torch.Tensor):
             if frame.device != device:
                 raise ValueError(f"frame tensor is on {frame.device}, output on {device}")
@@ -122,10 +134,16 @@ class TritonPreprocessor:
             slot.done.synchronize()  # its last copy and kernel are finished
         if slot.staging is None or slot.staging.numel() < nbytes:
             slot.staging = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-        if slot.device_frame is None or slot.device_frame.numel() < nbytes or slot.device_frame.device != device:
-            slot.device_frame = torch.empty(nbytes, dtype=torch.uint8, device=device)
         if slot.done is None:
             slot.done = torch.cuda.Event()
+        if host_memory.zero_copy_reason(device) is None:  # integrated GPU: read the pinned frame in place
+            staging = slot.staging[:nbytes]
+            np.copyto(staging.numpy().reshape(frame.shape), frame)
+            self._pending = slot
+            self.read_in_place = True
+            return staging.view(frame.shape)
+        if slot.device_frame is None or slot.device_frame.numel() < nbytes or slot.device_frame.device != device:
+            slot.device_frame = torch.empty(nbytes, dtype=torch.uint8, device=device)
         staging = slot.staging[:nbytes]
         np.copyto(staging.numpy().reshape(frame.shape), frame)
         device_frame = slot.device_frame[:nbytes]
@@ -142,10 +160,13 @@ class TritonPreprocessor:
         geometry: Geometry,
         bgr: bool = True,
         vertical_first: bool | None = None,
+        normalization: Normalization | None = None,
     ) -> None:
         """Preprocess ``frame`` into ``out[index]`` (``out``: (N, 3, H, W) fp32/fp16).
 
         ``geometry`` places the resized frame on the canvas (any mode).
+        ``bgr``: the frame's order; ``normalization``: the model's constants
+        and channel order (None: ImageNet, RGB).
         ``vertical_first`` overrides the installed Pillow's pass order (tests).
         """
         import triton
@@ -163,7 +184,8 @@ class TritonPreprocessor:
         src = self.upload(frame, device)
         xtab = self.table(device, frame_hw[1], rw)
         ytab = self.table(device, frame_hw[0], rh)
-        lut = self.lut(device)
+        normalization = resolve_normalization(normalization)
+        lut = self.lut(device, normalization)
         x0, y0 = geometry.content[0], geometry.content[1]
         PIL_RESIZE_NORMALIZE.launch(
             (triton.cdiv(cw, BLOCK_X), triton.cdiv(ch, BLOCK_Y)),
@@ -175,7 +197,7 @@ class TritonPreprocessor:
             off_y=y0, off_x=x0,
             out_sn=out.stride(0), out_sc=out.stride(1), out_sh=out.stride(2), out_sw=out.stride(3),
             index=int(index),
-            src_bgr=1 if bgr else 0,
+            src_bgr=1 if normalization.reverses(bgr) else 0,
             VERTICAL_FIRST=bool(vertical_first), BLOCK_Y=BLOCK_Y, BLOCK_X=BLOCK_X, PRECISION=PRECISION_BITS,
         )
         if self._pending is not None:
@@ -203,8 +225,16 @@ def launch(
     geometry: Geometry,
     bgr: bool = True,
     vertical_first: bool | None = None,
+    normalization: Normalization | None = None,
 ) -> None:
     """Run the kernel through the shared :class:`TritonPreprocessor` (thread-safe)."""
     pre = default_preprocessor()
     with pre.lock:
-        pre(frame, out, index, geometry, bgr=bgr, vertical_first=vertical_first)
+        try:
+            pre(frame, out, index, geometry, bgr=bgr, vertical_first=vertical_first, normalization=normalization)
+        except Exception as exc:
+            if not pre.read_in_place:
+                raise
+            # The kernel could not read mapped pinned memory: copy from now on, and redo this frame.
+            host_memory.disable(f"the preprocessing kernel failed on a mapped host frame ({type(exc).__name__}: {exc})")
+            pre(frame, out, index, geometry, bgr=bgr, vertical_first=vertical_first, normalization=normalization)
