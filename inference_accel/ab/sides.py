@@ -13,7 +13,10 @@ A side spec is one of:
   earlier run (``inference-accel parity SIDE --record DIR``), e.g. made by another
   installed version of this package;
 - ``venv:PATH`` or ``venv:PATH@SIDE``: ``SIDE`` (default ``ours``) run by the
-  python of the venv ``PATH`` in a subprocess that records, then read back.
+  python of the venv ``PATH`` in a subprocess that records, then read back;
+- ``git:REF`` or ``git:REF@SIDE``: the package of commit ``REF`` (of ``--repo``,
+  default: the checkout this package is imported from), installed into a venv
+  cached per commit (:mod:`inference_accel.ab.git_side`), then run like ``venv:``.
 
 A recording is ``frames.jsonl`` (one JSON object per frame: ``frame``,
 ``image_hw``, ``xyxy``, ``confidence``, ``class_id``, ``masks`` as full-image
@@ -56,18 +59,25 @@ class SideError(InferenceAccelError):
 @dataclass
 class Side:
     spec: str
-    kind: str  # ours | stock-im | accel-im | recorded | venv
+    kind: str  # ours | stock-im | accel-im | recorded | venv | git
     options: dict = field(default_factory=dict)
-    path: Path | None = None  # recorded: the directory; venv: the venv
-    inner: str | None = None  # venv: the side run there
+    path: Path | None = None  # recorded: the directory; venv: the venv; git: its venv, once prepared
+    inner: str | None = None  # venv, git: the side run there
+    ref: str | None = None  # git: the ref as given
+    repo: Path | None = None  # git: the repository (None: this package's checkout)
+    commit: str | None = None  # git: the commit the ref names, once prepared
 
     @property
     def label(self) -> str:
-        return self.spec
+        """The spec, with the commit of a git side (``git:HEAD~1 (1a2b3c4d5e6f)``)."""
+        return f"{self.spec} ({self.commit[:12]})" if self.commit else self.spec
 
 
-def parse_side(spec: str) -> Side:
-    """Parse a side spec (see the module docstring); raises :class:`SideError` naming what is wrong."""
+def parse_side(spec: str, repo: str | Path | None = None) -> Side:
+    """Parse a side spec (see the module docstring); raises :class:`SideError` naming what is wrong.
+
+    ``repo``: the git repository of ``git:`` sides (default: this package's checkout).
+    """
     text = spec.strip()
     if text == "ours" or text.startswith("ours:"):
         options = {}
@@ -95,11 +105,18 @@ def parse_side(spec: str) -> Side:
         python = Path(venv) / "bin" / "python"
         if not python.is_file():
             raise SideError(f"side {spec!r}: no python at {python}")
-        if parse_side(inner).kind in ("recorded", "venv"):
+        if parse_side(inner).kind in ("recorded", "venv", "git"):
             raise SideError(f"side {spec!r}: the side run in a venv must be ours..., stock-im or accel-im")
         return Side(spec, "venv", path=Path(venv), inner=inner)
+    if text.startswith("git:"):
+        from inference_accel.ab.git_side import split_git_spec
+
+        ref, inner = split_git_spec(text[4:])
+        parse_side(inner)  # a bad inner side fails here, before any build
+        return Side(spec, "git", inner=inner, ref=ref, repo=None if repo is None else Path(repo))
     raise SideError(
-        f"unknown side {spec!r}; use ours[:preproc=..,postproc=..], stock-im, accel-im, recorded:DIR or venv:PATH[@SIDE]"
+        f"unknown side {spec!r}; use ours[:preproc=..,postproc=..], stock-im, accel-im, recorded:DIR, "
+        "venv:PATH[@SIDE] or git:REF[@SIDE]"
     )
 
 
@@ -248,8 +265,20 @@ def inference_models_package(model: str | None, workdir: Path) -> Path:
     return package
 
 
+def prepare_git(side: Side) -> None:
+    """Resolve a git side's ref and build (or reuse) its venv; sets ``side.commit`` and ``side.path``."""
+    if side.path is None:
+        from inference_accel.ab.git_side import prepare
+
+        build = prepare(side.ref, side.repo)
+        side.commit, side.path = build.commit, build.venv
+
+
 def preflight(side: Side) -> None:
-    """Fail early (before any side runs) when ``side`` cannot run in this environment."""
+    """Fail early (before any side runs) when ``side`` cannot run in this environment (git: builds its venv)."""
+    if side.kind == "git":
+        prepare_git(side)
+        return
     if side.kind not in ("stock-im", "accel-im"):
         return
     from inference_accel.integrations import require_inference_models
@@ -287,6 +316,11 @@ def _inference_models(side: Side, frames: list[np.ndarray], settings: RunSetting
                 yield out.to_supervision()
 
 
+def _absolute_if_path(value: str) -> str:
+    """An existing relative path made absolute (the subprocess runs elsewhere); names stay as they are."""
+    return str(Path(value).resolve()) if Path(value).exists() else value
+
+
 def _venv(side: Side, frames: list[np.ndarray], settings: RunSettings) -> Iterator[sv.Detections]:
     with tempfile.TemporaryDirectory(prefix="parity-venv-") as tmp:
         command = [str(side.path / "bin" / "python"), "-m", "inference_accel.cli", "parity", side.inner,
@@ -296,8 +330,10 @@ def _venv(side: Side, frames: list[np.ndarray], settings: RunSettings) -> Iterat
                               ("--resize-mode", settings.resize_mode), ("--input", settings.source),
                               ("--frames", settings.frames)):
             if value is not None:
-                command += [option, str(value)]
-        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ))
+                command += [option, _absolute_if_path(str(value)) if option in ("--model", "--input") else str(value)]
+        # cwd: a neutral folder, since ``python -m`` puts the working directory first on sys.path and a
+        # checkout there would shadow the venv's own inference_accel
+        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ), cwd=tmp)
         if done.returncode != 0:
             tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
             raise SideError(f"side {side.spec}: the subprocess failed (exit {done.returncode}): {tail}")
@@ -318,6 +354,9 @@ def run_side(side: Side, frames: list[np.ndarray], settings: RunSettings,
         return _inference_models(side, frames, settings, tensors)
     if side.kind == "venv":
         return _venv(side, frames, settings)
+    if side.kind == "git":
+        prepare_git(side)
+        return _venv(side, frames, settings)
     recorded = read_recording(side.path)
     if len(recorded) < len(frames):
         raise SideError(f"side {side.spec}: the recording has {len(recorded)} frame(s), the inputs {len(frames)}")
@@ -331,7 +370,7 @@ def collect(side: Side, frames: list[np.ndarray], settings: RunSettings, record:
 
     from inference_accel import __version__
 
-    meta = {"side": side.spec, "inference_accel": __version__, "python": sys.executable, "source": settings.source, "model": settings.model,
+    meta = {"side": side.spec, "commit": side.commit, "inference_accel": __version__, "python": sys.executable, "source": settings.source, "model": settings.model,
             "threshold": settings.threshold, "frames": len(frames)}
     recorder = Recorder(record, meta)
     out = []
