@@ -75,7 +75,11 @@ SM_LIMITS = {
 }
 
 # Modules whose ``CONTRACTS`` list every kernel we ship.
-KERNEL_MODULES = ("inference_accel.kernels.preprocess", "inference_accel.kernels.postprocess")
+KERNEL_MODULES = (
+    "inference_accel.kernels.preprocess",
+    "inference_accel.kernels.postprocess",
+    "inference_accel.kernels.stock_masks",
+)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Two halves:
   (``python -m inference_accel.aot`` in a subprocess with
   ``TRITON_INTERPRET`` unset: ``triton.jit`` reads it at import time).
 
-Compiling all 15 variants for the five targets takes about a minute on two
+Compiling all 16 variants for the five targets takes about a minute on two
 cores with a cold Triton cache (seconds with a warm one).
 """
 
@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from inference_accel import aot
+from inference_accel.postprocess.stock_triton import threshold_upsampled_triton
 from inference_accel.postprocess.triton_launch import TritonPostprocessor
 from inference_accel.preprocess.geometry import plan_geometry
 from inference_accel.preprocess.triton_launch import TritonPreprocessor
@@ -96,6 +97,9 @@ def _launch_everything():
     ):
         frame_hw = geometry.frame_hw if geometry is not None else (40, 50)
         post(logits, boxes, masks.to(dtype), geometry, frame_hw, arith=k.ARITH_CUDA)
+    # the stock-mask kernel's GPU variant (its tiles, tl.fma): binding only, not pixels
+    threshold_upsampled_triton(torch.from_numpy(rng.standard_normal((2, 5, 4)).astype(np.float32)), (23, 17),
+                               gpu_variant=True)
 
 
 def test_launches_pass_the_contract_options_object_the_aot_compile_uses():
@@ -144,7 +148,7 @@ def test_aot_compiles_every_variant_for_five_targets_without_spills(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(report.read_text())
     names = {v.name for c in CONTRACTS for v in c.variants()}
-    assert len(names) == 15
+    assert len(names) == 16
     assert sorted((r["kernel"], r["arch"]) for r in rows) == sorted(
         (n, a) for n in names for a in (87, 89, 90, 86, 120)
     )

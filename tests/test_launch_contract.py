@@ -27,7 +27,7 @@ CONTRACTS = aot.collect_contracts()
 
 def test_every_kernel_module_has_contracts():
     assert {c.name for c in CONTRACTS} == {
-        "pil_resize_normalize", "select_rank", "select_emit", "mask_bounds", "mask_runs",
+        "pil_resize_normalize", "select_rank", "select_emit", "mask_bounds", "mask_runs", "stock_threshold",
     }
 
 
