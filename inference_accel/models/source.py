@@ -9,15 +9,33 @@ Accepted, everywhere a command takes ``--model``:
 - a Roboflow-style package directory: ``inference_config.json``,
   ``class_names.txt`` and ``weights.onnx`` or ``engine.plan``.
 
-``inference_config.json`` keys read: ``network_input.training_input_size``
-(``height``, ``width``) and ``network_input.resize_mode`` (``stretch`` /
-``stretch-to``, ``letterbox``, ``center-crop``); everything else is ignored.
-A file that is not UTF-8 JSON of that shape (not an object, a size without
-``width``, a float or string size, a non-string mode) is an
-:class:`~inference_accel.errors.InvalidModelError` naming the file and the
-key; so is a ``class_names.txt`` that is not UTF-8 or names no class, and an
-``.onnx`` sidecar (the ``.json`` beside it) that is broken or lacks
+``inference_config.json`` is parsed whole against a schema that mirrors
+inference-models' (:mod:`~inference_accel.models.package_config`: strict
+types, every error an :class:`~inference_accel.errors.InvalidModelError`
+naming the file and the field's dotted path, unknown keys logged once).
+:class:`ModelSource` carries the parsed config (``package_config``) and what
+follows from it: ``input_hw``, ``resize_mode`` (the package's own mode, which
+acts as stock makes it act: only through ``dataset_version_resize_dimensions``,
+see :mod:`~inference_accel.preprocess.package_steps`), ``package_steps``,
+``normalization`` and the class mapping of ``class_names_operations``.
+A ``class_names.txt`` that is not UTF-8 or names no class is an error, and so
+is an ``.onnx`` sidecar (the ``.json`` beside it) that is broken or lacks
 ``input_size``.
+
+**Normalisation** (:func:`normalization_from_config`, the stock rule): the
+tensor is ``to_tensor`` (/255) then ``normalize(mean, std)`` when the package
+gives ``normalization`` (``scaling_factor`` is then unused, as stock); with
+no normalisation it is /255 times ``255 / scaling_factor``, in stock's order.
+Channel order: RGB, except with a dataset-version
+first step, where the package's ``color_mode`` holds (stock, called without an
+input colour format, swaps to RGB on the one-step path whatever ``color_mode``
+says). A legacy config without ``network_input``'s required keys gets RF-DETR's
+ImageNet normalisation.
+
+**Class removal** (``class_names_operations``, ``class_name_removal``): as
+stock, the removed names leave ``class_names`` and the remaining model ids are
+renumbered (``class_mapping[model id]`` = new id, -1 = dropped; ids past the
+listed names drop too). A removal naming no listed class is warned about once.
 
 **Class names and dropped ids** (one rule for packages and sidecars, the
 stock ``inference-models`` one): when the model metadata lists class names,
@@ -31,6 +49,8 @@ and TensorRT: without them resolving it is an error that says so.
 
 >>> resize_mode_from_config("stretch-to")
 'stretch'
+>>> class_mapping_for(("cat", "dog", "cow"), ("dog",))
+(('cat', 'cow'), (0, -1, 1))
 """
 
 from __future__ import annotations
@@ -53,7 +73,10 @@ from inference_accel.errors import (
 )
 from inference_accel.models.cache import cached_model_path
 from inference_accel.models.export import export_model, sidecar_path
+from inference_accel.models.package_config import InferenceConfig, load_package_config, read_text
 from inference_accel.models.specs import COCO_CLASS_NAMES, DEFAULT_MODEL, SEG_MODELS
+from inference_accel.preprocess.normalization import Normalization, from_stock_config
+from inference_accel.preprocess.package_steps import PackageSteps
 
 logger = logging.getLogger("inference_accel")
 
@@ -62,8 +85,9 @@ _MODE_ALIASES = {
     "stretch": "stretch",
     "stretch-to": "stretch",
     "letterbox": "letterbox",
-    "letterbox-reflect-edges": "letterbox",
+    "letterbox-reflect-edges": "letterbox-reflect-edges",
     "center-crop": "center-crop",
+    "fit-longer-edge": "fit-longer-edge",
 }
 
 
@@ -76,7 +100,13 @@ class ModelSource:
     ``num_classes``: the dataset's class count, ``len(class_names)`` when
     the package or sidecar lists names; model class ids at or above it are
     dropped (None keeps every id). ``names_from``: the file the names came
-    from, for messages.
+    from, for messages. ``resize_mode``: the package's declared mode (stock
+    spelling); it acts only through ``package_steps`` (a dataset-version first
+    step), never as our pipeline's direct-to-input ``--resize-mode``.
+    ``package_config``: the parsed ``inference_config.json`` (packages only).
+    ``package_steps``: its image steps. ``normalization``: the input
+    normalisation (None: ImageNet, RF-DETR's default). ``class_mapping``:
+    model class id -> our class id (-1 drops), from ``class_names_operations``.
     """
 
     kind: str
@@ -88,6 +118,10 @@ class ModelSource:
     random_init: bool | None = None
     description: str = field(default="")
     names_from: str | None = None
+    package_config: InferenceConfig | None = field(default=None, compare=False)  # a pydantic model: unhashable
+    package_steps: PackageSteps = field(default_factory=PackageSteps)
+    normalization: Normalization | None = None
+    class_mapping: tuple[int, ...] | None = None
 
 
 def resize_mode_from_config(value: str) -> str:
@@ -105,21 +139,9 @@ def resize_mode_from_config(value: str) -> str:
         ) from None
 
 
-def _read_text(path: Path) -> str:
-    """The file as UTF-8 text (a leading BOM dropped), or an InvalidModelError naming it."""
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidModelError(
-            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise InvalidModelError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
 def _read_json_object(path: Path) -> dict:
     try:
-        value = json.loads(_read_text(path))
+        value = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise InvalidModelError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -131,38 +153,56 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 1
 
 
-def _package_config(config_file: Path) -> tuple[tuple[int, int] | None, str]:
-    """``(input_hw or None, resize mode)`` of a package's inference_config.json, every key checked."""
-    config = _read_json_object(config_file)
-    network_input = config.get("network_input", {})
-    if not isinstance(network_input, dict):
-        raise InvalidModelError(f"{config_file}: network_input must be an object, got {network_input!r:.60}")
-    size = network_input.get("training_input_size")
-    input_hw = None
-    if size is not None:
-        if not isinstance(size, dict):
-            raise InvalidModelError(
-                f"{config_file}: network_input.training_input_size must be an object with height and width, "
-                f"got {size!r:.60}"
-            )
-        for key in ("height", "width"):
-            if key not in size:
-                raise InvalidModelError(f"{config_file}: network_input.training_input_size has no {key}")
-            if not _positive_int(size[key]):
-                raise InvalidModelError(
-                    f"{config_file}: network_input.training_input_size.{key} must be a positive int, "
-                    f"got {size[key]!r}"
-                )
-        input_hw = (int(size["height"]), int(size["width"]))
+def normalization_from_config(config: InferenceConfig, config_file: Path | str) -> Normalization:
+    """The :class:`Normalization` that reproduces stock's tensor for this config (module docstring).
+
+    Stock's rules are :func:`~inference_accel.preprocess.normalization.from_stock_config`'s; the
+    dataset-version first step hands the PIL stretch an image already in ``color_mode`` order
+    (its OpenCV handler treats the frame as BGR), which is the same as an input colour mode of BGR.
+    """
+    net = config.network_input
+    if config.is_legacy and net.normalization is None:
+        return Normalization.imagenet()
+    two_step = PackageSteps.from_config(config).first_step is not None
     try:
-        mode = resize_mode_from_config(network_input.get("resize_mode", "stretch"))
-    except InvalidModelError as exc:
-        raise InvalidModelError(f"{config_file}: {exc}") from None
-    return input_hw, mode
+        return from_stock_config(
+            net.scaling_factor, net.normalization, net.color_mode.value, input_color_mode="bgr" if two_step else None
+        )
+    except InvalidArgumentError as exc:
+        raise InvalidModelError(f"{config_file}: network_input: {exc}") from None
+
+
+def class_mapping_for(
+    class_names: tuple[str, ...], removed: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Stock's ``class_name_removal``: (remaining names, model id -> new id, -1 for removed ids)."""
+    remaining: list[str] = []
+    mapping: list[int] = []
+    for name in class_names:
+        if name in removed:
+            mapping.append(-1)
+        else:
+            mapping.append(len(remaining))
+            remaining.append(name)
+    return tuple(remaining), tuple(mapping)
+
+
+_warned_removals: set[tuple[str, str]] = set()
+
+
+def _package_config(config_file: Path) -> InferenceConfig:
+    config = load_package_config(config_file)
+    if config.network_input.resize_mode.value == "fit-longer-edge" and (str(config_file), "") not in _warned_removals:
+        _warned_removals.add((str(config_file), ""))  # once per file
+        logger.warning(
+            "%s: resize_mode fit-longer-edge cannot be applied to RF-DETR; stretch is used instead, as "
+            "inference-models does", config_file,
+        )
+    return config
 
 
 def _class_names(names_file: Path) -> tuple[str, ...]:
-    names = tuple(line.strip() for line in _read_text(names_file).splitlines() if line.strip())
+    names = tuple(line.strip() for line in read_text(names_file).splitlines() if line.strip())
     if not names:
         raise InvalidModelError(f"{names_file} has no class names (one per line)")
     return names
@@ -177,18 +217,38 @@ def _from_package(directory: Path) -> ModelSource:
             f"{directory} is not a model package: it needs inference_config.json, "
             "class_names.txt and weights.onnx or engine.plan"
         )
-    input_hw, mode = _package_config(config_file)
+    config = _package_config(config_file)
+    size = config.network_input.training_input_size
     names = _class_names(names_file)
+    mapping = None
+    if config.class_names_operations:
+        removed = config.removed_class_names
+        for index, name in enumerate(removed):
+            if name not in names and (str(config_file), name) not in _warned_removals:
+                _warned_removals.add((str(config_file), name))
+                logger.warning(
+                    "%s: class_names_operations[%d] removes class %r, which %s does not list: nothing removed",
+                    config_file, index, name, names_file,
+                )
+        names, mapping = class_mapping_for(names, removed)
+        if not names:
+            raise InvalidModelError(
+                f"{config_file}: class_names_operations removes every class listed in {names_file}"
+            )
     path = weights[0]
     return ModelSource(
         kind="tensorrt" if path.suffix == ".plan" else "onnx",
         path=path,
         class_names=names,
-        input_hw=input_hw,
-        resize_mode=mode,
+        input_hw=(size.height, size.width) if size is not None else None,
+        resize_mode=config.network_input.resize_mode.value,
         num_classes=len(names),
         description=f"package {directory}",
         names_from=str(names_file),
+        package_config=config,
+        package_steps=PackageSteps.from_config(config),
+        normalization=normalization_from_config(config, config_file),
+        class_mapping=mapping,
     )
 
 
@@ -264,14 +324,25 @@ def warn_dropped_classes(source: ModelSource, model_classes: int) -> list[int]:
     """Warn once per model and class count when class ids are dropped; return those ids.
 
     The rule (inference-models' own): with class names, model class ids
-    ``>= len(class_names)`` are dropped from every result. A model whose
-    ``labels`` output has more classes than that loses those detections;
-    this says which ids and why, once per process.
+    ``>= len(class_names)`` are dropped from every result (with
+    ``class_names_operations``, ids past the names listed before removal).
+    A model whose ``labels`` output has more classes than that loses those
+    detections; this says which ids and why, once per process. A model with
+    *fewer* classes than the names listed contradicts its package: an
+    :class:`~inference_accel.errors.InvalidModelError` naming the file.
     """
-    if source.num_classes is None or model_classes <= source.num_classes:
+    if source.num_classes is None:
         return []
-    dropped = list(range(source.num_classes, int(model_classes)))
-    key = (str(source.path), source.num_classes, int(model_classes))
+    listed = len(source.class_mapping) if source.class_mapping is not None else source.num_classes
+    if model_classes < listed:
+        raise InvalidModelError(
+            f"{source.names_from or source.path} lists {listed} class name(s) but the model {source.path} "
+            f"scores only {model_classes} class(es): the names and the model do not belong together"
+        )
+    if model_classes <= listed:
+        return []
+    dropped = list(range(listed, int(model_classes)))
+    key = (str(source.path), listed, int(model_classes))
     with _warned_lock:
         if key in _warned_drops:
             return dropped
@@ -280,7 +351,7 @@ def warn_dropped_classes(source: ModelSource, model_classes: int) -> list[int]:
     logger.warning(
         "model %s has %d classes but %s lists %d class name(s): detections of class id(s) %s are dropped "
         "(ids >= the number of class names are dropped, as inference-models does); add their names to keep them",
-        source.path, model_classes, source.names_from or "its metadata", source.num_classes, shown,
+        source.path, model_classes, source.names_from or "its metadata", listed, shown,
     )
     return dropped
 

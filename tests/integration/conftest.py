@@ -78,6 +78,8 @@ def write_package(
     class_names_operations: list | None = None,
     normalization=IMAGENET,
     color_mode: str = "rgb",
+    scaling_factor=255,
+    padding_value: int | None = None,
 ) -> Path:
     """A Roboflow-style RF-DETR instance-segmentation package that ``AutoModel.from_pretrained`` loads."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,9 +90,11 @@ def write_package(
         "color_mode": color_mode,
         "resize_mode": resize_mode,
         "input_channels": 3,
-        "scaling_factor": 255,
+        "scaling_factor": scaling_factor,
         "normalization": normalization,
     }
+    if padding_value is not None:
+        network_input["padding_value"] = padding_value
     if dataset_hw is not None:
         network_input["dataset_version_resize_dimensions"] = {"height": dataset_hw[0], "width": dataset_hw[1]}
     config = {"network_input": network_input}
