@@ -31,7 +31,9 @@ def test_engine_uses_only_api_of_tensorrt_10_and_11(apis):
     # The scan saw the calls that matter (it would pass anything if it saw nothing).
     assert {("Runtime", "deserialize_cuda_engine"), ("IExecutionContext", "execute_async_v3"),
             ("IExecutionContext", "set_tensor_address"), ("ICudaEngine", "num_io_tensors"),
-            ("module", "TensorIOMode"), ("DataType", "HALF")} <= used
+            ("module", "TensorIOMode"), ("DataType", "HALF"),
+            ("ICudaEngine", "get_tensor_profile_shape"), ("ICudaEngine", "num_optimization_profiles"),
+            ("IExecutionContext", "set_input_shape")} <= used
     assert all(u.majors == frozenset({10, 11}) for u in scan.uses)  # no version branch needed here
 
 

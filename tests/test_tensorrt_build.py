@@ -93,6 +93,8 @@ def test_build_uses_only_api_of_tensorrt_10_and_11_per_branch(apis):
     assert by_attr[("Builder", "build_serialized_network")] == {10, 11}
     assert by_attr[("OnnxParser", "parse_from_file")] == {10, 11}
     assert by_attr[("ITensor", "shape")] == {10, 11}
+    assert by_attr[("IOptimizationProfile", "set_shape")] == {10, 11}
+    assert by_attr[("IBuilderConfig", "add_optimization_profile")] == {10, 11}
     assert scan.branches, "the version branch was not recognised"
 
 
@@ -126,6 +128,7 @@ def fake_tensorrt(api, calls, io):
     network = _Strict(api, "INetworkDefinition", calls, num_inputs=len(inputs), num_outputs=len(outputs),
                       get_input=tensors(inputs).__getitem__, get_output=tensors(outputs).__getitem__)
     config = _Strict(api, "IBuilderConfig", calls)
+    profile = _Strict(api, "IOptimizationProfile", calls)
 
     def create_network(*flags):
         calls.append(("Builder", "create_network", flags))
@@ -133,6 +136,7 @@ def fake_tensorrt(api, calls, io):
 
     builder = _Strict(api, "Builder", calls, create_network=create_network,
                       create_builder_config=lambda: config,
+                      create_optimization_profile=lambda: profile,
                       build_serialized_network=lambda n, c: b"serialized engine")
     parser = _Strict(api, "OnnxParser", calls, num_errors=0)
     logger_cls = type("Logger", (), {"WARNING": "WARNING", "__init__": lambda self, severity: None})
@@ -167,6 +171,41 @@ def test_build_flow_on_each_major(apis, monkeypatch, tmp_path, major, fp16):
     assert ("IBuilderConfig", "set_memory_pool_limit", ("WORKSPACE", 4 << 30)) in calls
     flag_calls = [c for c in calls if c[:2] == ("IBuilderConfig", "set_flag")]
     assert flag_calls == ([("IBuilderConfig", "set_flag", ("BuilderFlag.FP16",))] if fp16 else [])
+
+
+DYNAMIC_IO = (
+    [("input", (-1, 3, 32, 32))], [("dets", (-1, 5, 4)), ("labels", (-1, 5, 4)), ("masks", (-1, 5, 8, 8))]
+)
+
+
+@pytest.mark.parametrize("major", [10, 11])
+def test_a_dynamic_batch_builds_one_profile_up_to_max_batch(apis, monkeypatch, tmp_path, major):
+    calls = []
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(apis[major], calls, DYNAMIC_IO))
+    onnx = write_tiny_seg_model(tmp_path / "tiny.onnx")  # the fake network's I/O is what counts
+    build_engine(onnx, max_batch=8, opt_batch=4)
+    assert ("IOptimizationProfile", "set_shape", ("input", (1, 3, 32, 32), (4, 3, 32, 32), (8, 3, 32, 32))) in calls
+    added = [c[:2] for c in calls if c[1] == "add_optimization_profile"]
+    assert added == [("IBuilderConfig", "add_optimization_profile")]
+    calls.clear()
+    build_engine(onnx, max_batch=2)  # opt defaults to max
+    assert ("IOptimizationProfile", "set_shape", ("input", (1, 3, 32, 32), (2, 3, 32, 32), (2, 3, 32, 32))) in calls
+
+
+@pytest.mark.parametrize(
+    "io, kwargs, message",
+    [
+        (DYNAMIC_IO, {}, "has a dynamic batch: pass max_batch"),
+        (DYNAMIC_IO, {"max_batch": 2, "opt_batch": 4}, "opt_batch 4 exceeds max_batch 2"),
+        (IO, {"max_batch": 4}, "has a fixed batch 1: max_batch/opt_batch apply only to a dynamic batch"),
+    ],
+)
+def test_batch_profile_arguments_that_cannot_apply_are_errors(apis, monkeypatch, tmp_path, io, kwargs, message):
+    calls = []
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(apis[11], calls, io))
+    with pytest.raises(EngineBuildError, match=message):
+        build_engine(write_tiny_seg_model(tmp_path / "tiny.onnx"), **kwargs)
+    assert not any(c[0] == "IOptimizationProfile" for c in calls)
 
 
 def test_the_fake_refuses_what_its_major_lacks(apis):

@@ -56,7 +56,7 @@ PLAIN_TYPES = {"str", "int", "bool", "float", "bytes", "tuple", "list"}
 SNAPSHOT_CLASSES = (
     "Logger", "ILogger", "Runtime", "ICudaEngine", "IExecutionContext", "TensorIOMode", "DataType",
     "Builder", "IBuilderConfig", "BuilderFlag", "MemoryPoolType", "OnnxParser", "INetworkDefinition",
-    "ITensor", "IHostMemory", "NetworkDefinitionCreationFlag", "ParserError", "Dims",
+    "ITensor", "IHostMemory", "NetworkDefinitionCreationFlag", "ParserError", "Dims", "IOptimizationProfile",
 )
 # NVIDIA's TensorRT 10.x -> 11.x migration guide, "Removed Python APIs": the
 # weak-typing builder flags, INT8 calibration, the platform queries and the

@@ -3,6 +3,10 @@
 CPU provider by default; the CUDA provider where onnxruntime-gpu and a GPU
 exist (``device="cuda"``). Inputs and outputs are bound with ``io_binding``
 to torch tensors allocated once per slot, so a frame costs no allocation.
+Each slot holds ``batch_size`` frames (N in (N, 3, H, W)); N must be one the
+model takes (a fixed batch, or any N for a symbolic batch dimension:
+``spec.batch``), else :class:`~inference_accel.errors.InvalidArgumentError`
+names both.
 
 >>> from inference_accel.engine.onnxruntime_engine import choose_providers
 >>> choose_providers("cpu")
@@ -38,7 +42,14 @@ def choose_providers(device: str) -> list[str]:
 class OnnxRuntimeEngine:
     """An RF-DETR-Seg ONNX model on onnxruntime, with ``slots`` buffer sets."""
 
-    def __init__(self, path: str | Path, device: str = "cpu", slots: int = 1, threads: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "cpu",
+        slots: int = 1,
+        threads: int | None = None,
+        batch_size: int = 1,
+    ):
         ort = extras.onnxruntime()
 
         path = Path(path)
@@ -58,6 +69,7 @@ class OnnxRuntimeEngine:
         for tensor in self.session.get_inputs() + self.session.get_outputs():
             if tensor.type != "tensor(float)":
                 raise InvalidModelError(f"{path}: {tensor.name} is {tensor.type}; expected tensor(float)")
+        self.batch_size = self.spec.batch.check(batch_size)
         self.name = f"onnxruntime-{device}"
         self.device = torch.device("cuda" if device == "cuda" else "cpu")
         self.slots = [self._allocate() for _ in range(slots)]
@@ -66,12 +78,14 @@ class OnnxRuntimeEngine:
     def _allocate(self) -> Buffers:
         s = self.spec
         h, w = s.input_hw
-        make = lambda *shape: torch.empty(shape, dtype=torch.float32, device=self.device)  # noqa: E731
+        n = self.batch_size
+        # zeros, not empty: the indices a short batch leaves unused must hold finite values
+        make = lambda *shape: torch.zeros(shape, dtype=torch.float32, device=self.device)  # noqa: E731
         return Buffers(
-            input=make(1, 3, h, w),
-            dets=make(1, s.num_queries, 4),
-            labels=make(1, s.num_queries, s.num_classes),
-            masks=make(1, s.num_queries, *s.mask_hw),
+            input=make(n, 3, h, w),
+            dets=make(n, s.num_queries, 4),
+            labels=make(n, s.num_queries, s.num_classes),
+            masks=make(n, s.num_queries, *s.mask_hw),
         )
 
     def _bind(self, buffers: Buffers):

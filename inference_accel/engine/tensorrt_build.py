@@ -13,6 +13,14 @@ model whose own types are FP16, and ``fp16=True`` is refused before parsing.
 
     inference-accel export --tensorrt            # cached seg-nano ONNX -> .plan beside it
 
+**Batch.** An ONNX model with a fixed batch builds as it is. One with a
+dynamic batch needs ``max_batch``: the engine gets one optimisation profile
+for batch 1 to ``max_batch`` (tuned for ``opt_batch``, default
+``max_batch``), which :class:`~inference_accel.engine.tensorrt_engine.TensorRTEngine`
+reads back as its batch range. ``max_batch`` on a fixed-batch model, or a
+dynamic batch without it, is an :class:`~inference_accel.errors.EngineBuildError`
+naming both.
+
 ``TRT_OBJECTS`` names the TensorRT class behind each expression here that
 holds a TensorRT object; ``tests/test_tensorrt_build.py`` resolves every
 TensorRT attribute this module uses against TensorRT 10's API (its type
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inference_accel.arguments import check_optional_positive_int
 from inference_accel.engine.io_spec import IOSpec, check_io
 from inference_accel.engine.tensorrt_engine import SUPPORTED_MAJORS, is_stub_package, tensorrt_major
 from inference_accel.errors import EngineBuildError, InvalidModelError, ModelNotFoundError
@@ -40,6 +49,7 @@ TRT_OBJECTS: dict[str, str] = {
     "network": "INetworkDefinition",
     "parser": "OnnxParser",
     "config": "IBuilderConfig",
+    "profile": "IOptimizationProfile",
     "serialized": "IHostMemory",
     "network.get_input(i)": "ITensor",
     "network.get_output(i)": "ITensor",
@@ -80,14 +90,48 @@ def network_io(network) -> IOSpec:
     return check_io(inputs, outputs)
 
 
+def batch_profile(
+    spec: IOSpec, max_batch: int | None, opt_batch: int | None, onnx_path: Path | str = "the model"
+) -> tuple[int, int, int] | None:
+    """(min, opt, max) batch of the optimisation profile to build; None for a fixed-batch model.
+
+    >>> from inference_accel.engine.io_spec import BatchRange
+    >>> spec = IOSpec("input", (32, 32), 5, 4, (8, 8), batch=BatchRange(1, None))
+    >>> batch_profile(spec, 8, 2)
+    (1, 2, 8)
+    """
+    max_batch = check_optional_positive_int("max_batch", max_batch)
+    opt_batch = check_optional_positive_int("opt_batch", opt_batch)
+    if spec.batch.fixed:
+        if max_batch is not None or opt_batch is not None:
+            raise EngineBuildError(
+                f"{onnx_path} has a {spec.batch.describe()}: max_batch/opt_batch apply only to a dynamic "
+                "batch (export the ONNX model with dynamic_batch=True)"
+            )
+        return None
+    if max_batch is None:
+        raise EngineBuildError(
+            f"{onnx_path} has a dynamic batch: pass max_batch (the largest batch the engine will take)"
+        )
+    best = max_batch if opt_batch is None else opt_batch
+    if best > max_batch:
+        raise EngineBuildError(f"opt_batch {best} exceeds max_batch {max_batch}")
+    return (1, best, max_batch)
+
+
 def build_engine(
     onnx_path: str | Path,
     plan_path: str | Path | None = None,
     *,
     fp16: bool = False,
     workspace_bytes: int = 4 << 30,
+    max_batch: int | None = None,
+    opt_batch: int | None = None,
 ) -> Path:
-    """Parse ``onnx_path``, check its I/O, build and write the serialized engine; returns its path."""
+    """Parse ``onnx_path``, check its I/O, build and write the serialized engine; returns its path.
+
+    ``max_batch`` / ``opt_batch``: the batch profile of a dynamic-batch model (see the module docstring).
+    """
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise ModelNotFoundError(f"ONNX model not found: {onnx_path}")
@@ -107,9 +151,16 @@ def build_engine(
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise InvalidModelError(f"TensorRT cannot parse {onnx_path}: {errors or 'no details'}")
-    network_io(network)
+    spec = network_io(network)
+    batches = batch_profile(spec, max_batch, opt_batch, onnx_path)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
+    if batches is not None:
+        h, w = spec.input_hw
+        low, best, high = ((n, 3, h, w) for n in batches)
+        profile = builder.create_optimization_profile()
+        profile.set_shape(spec.input_name, low, best, high)
+        config.add_optimization_profile(profile)
     if fp16 and tensorrt_major(trt) < 11:
         config.set_flag(trt.BuilderFlag.FP16)  # TensorRT 10's weak typing: FP16 kernels allowed
     serialized = builder.build_serialized_network(network, config)

@@ -13,6 +13,15 @@ once (TensorRT allocates on its first enqueue), then captures the enqueue
 into a ``torch.cuda.CUDAGraph`` and replays it from then on: shapes and
 addresses are baked in, which is why each slot owns its context and buffers.
 
+**Batch.** Each slot holds ``batch_size`` frames. The batch range comes
+from the engine (:func:`profile_batch_range`): a fixed batch from the input
+shape, or, for a dynamic one (-1), optimisation profile 0's (min, opt, max),
+the profile every new execution context starts on. ``batch_size`` outside
+it raises :class:`~inference_accel.errors.InvalidArgumentError` naming
+both; each context's input shape is set to (batch_size, 3, H, W) once.
+Not yet run on a GPU: whether several contexts may share profile 0 at once
+on a dynamic-batch engine is for ``parity/gpu_selfcheck.py`` to confirm.
+
 TensorRT 10 (desktop, JetPack 6) and 11 (desktop) are supported; they share
 every runtime call used here. ``TRT_OBJECTS`` names the TensorRT class behind
 each expression of this module that holds a TensorRT object: a test
@@ -27,13 +36,14 @@ cannot run without a GPU is at least checked against both real APIs.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import torch
 
 from inference_accel.engine.base import Buffers
-from inference_accel.engine.io_spec import check_io
+from inference_accel.engine.io_spec import BatchRange, check_io
 from inference_accel.errors import InvalidModelError, ModelNotFoundError
 
 logger = logging.getLogger("inference_accel")
@@ -45,6 +55,7 @@ TRT_OBJECTS: dict[str, str] = {
     "self._logger": "Logger",
     "self._runtime": "Runtime",
     "self.engine": "ICudaEngine",
+    "engine": "ICudaEngine",
     "context": "IExecutionContext",
     "self._contexts[slot]": "IExecutionContext",
 }
@@ -94,6 +105,33 @@ def import_tensorrt():
     )
 
 
+def profile_batch_range(engine, input_name: str) -> BatchRange:
+    """The batch sizes ``engine`` (an ``ICudaEngine``) takes on ``input_name``.
+
+    A fixed leading dimension is a fixed batch; a dynamic one (-1) takes
+    optimisation profile 0's range, with its ``opt`` as ``optimal``.
+
+    >>> from types import SimpleNamespace
+    >>> profile = [(1, 3, 32, 32), (4, 3, 32, 32), (8, 3, 32, 32)]  # min, opt, max
+    >>> fake = SimpleNamespace(get_tensor_shape=lambda name: (-1, 3, 32, 32), num_optimization_profiles=1,
+    ...                        get_tensor_profile_shape=lambda name, index: profile)
+    >>> profile_batch_range(fake, "input").describe()
+    'dynamic batch 1 to 8 (optimal 4)'
+    """
+    fixed = int(engine.get_tensor_shape(input_name)[0])
+    if fixed > 0:
+        return BatchRange(fixed, fixed)
+    if int(engine.num_optimization_profiles) < 1:
+        raise InvalidModelError(f"engine input {input_name} has a dynamic batch but no optimization profile")
+    low, best, high = (int(dims[0]) for dims in engine.get_tensor_profile_shape(input_name, 0))
+    if not 1 <= low <= best <= high:
+        raise InvalidModelError(
+            f"engine input {input_name}: optimization profile 0 has an invalid batch range "
+            f"min {low}, opt {best}, max {high}"
+        )
+    return BatchRange(low, high, optimal=best)
+
+
 def _torch_dtype(trt, dtype) -> torch.dtype:
     table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
     if dtype not in table:
@@ -104,7 +142,7 @@ def _torch_dtype(trt, dtype) -> torch.dtype:
 class TensorRTEngine:
     """An RF-DETR-Seg TensorRT engine with ``slots`` contexts and buffer sets."""
 
-    def __init__(self, path: str | Path, slots: int = 1, cuda_graphs: bool = True):
+    def __init__(self, path: str | Path, slots: int = 1, cuda_graphs: bool = True, batch_size: int = 1):
         trt = import_tensorrt()
         path = Path(path)
         if not path.is_file():
@@ -125,8 +163,10 @@ class TensorRTEngine:
             shape = tuple(int(d) if int(d) >= 0 else -1 for d in self.engine.get_tensor_shape(name))
             shape = tuple(d if d >= 0 else "dynamic" for d in shape)
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            (inputs if is_input else outputs).append((name, shape if not is_input else (1,) + shape[1:]))
-        self.spec = check_io(inputs, outputs)
+            (inputs if is_input else outputs).append((name, shape))
+        spec = check_io(inputs, outputs)
+        self.spec = dataclasses.replace(spec, batch=profile_batch_range(self.engine, spec.input_name))
+        self.batch_size = self.spec.batch.check(batch_size)
         self.name = "tensorrt"
         self.device = torch.device("cuda", torch.cuda.current_device())
         self.stream = torch.cuda.Stream()
@@ -139,7 +179,8 @@ class TensorRTEngine:
 
     def _alloc(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
         dtype = _torch_dtype(self._trt, self.engine.get_tensor_dtype(name))
-        return torch.empty(shape, dtype=dtype, device=self.device)
+        # zeros, not empty: the indices a short batch leaves unused must hold finite values
+        return torch.zeros(shape, dtype=dtype, device=self.device)
 
     def _add_slot(self) -> None:
         s = self.spec
@@ -147,11 +188,12 @@ class TensorRTEngine:
         if context is None:
             raise RuntimeError("TensorRT could not create an execution context (out of GPU memory?)")
         h, w = s.input_hw
+        n = self.batch_size
         buffers = Buffers(
-            input=self._alloc(s.input_name, (1, 3, h, w)),
-            dets=self._alloc("dets", (1, s.num_queries, 4)),
-            labels=self._alloc("labels", (1, s.num_queries, s.num_classes)),
-            masks=self._alloc("masks", (1, s.num_queries, *s.mask_hw)),
+            input=self._alloc(s.input_name, (n, 3, h, w)),
+            dets=self._alloc("dets", (n, s.num_queries, 4)),
+            labels=self._alloc("labels", (n, s.num_queries, s.num_classes)),
+            masks=self._alloc("masks", (n, s.num_queries, *s.mask_hw)),
         )
         if not context.set_input_shape(s.input_name, tuple(buffers.input.shape)):
             raise InvalidModelError(f"engine rejects input shape {tuple(buffers.input.shape)}")

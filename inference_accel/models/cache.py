@@ -22,6 +22,13 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "inference_accel"
 
 
-def cached_model_path(name: str, environ: Mapping[str, str] | None = None) -> Path:
-    """Path of the cached ONNX export of RF-DETR ``name`` (e.g. ``seg-nano``)."""
-    return cache_dir(environ) / "models" / f"rfdetr-{name}.onnx"
+def cached_model_path(name: str, environ: Mapping[str, str] | None = None, *, dynamic_batch: bool = False) -> Path:
+    """Path of the cached ONNX export of RF-DETR ``name`` (e.g. ``seg-nano``).
+
+    ``dynamic_batch``: the dynamic-batch export, cached beside the fixed-batch one.
+
+    >>> cached_model_path("seg-nano", {"INFERENCE_ACCEL_CACHE": "/c"}, dynamic_batch=True).as_posix()
+    '/c/models/rfdetr-seg-nano-dynbatch.onnx'
+    """
+    suffix = "-dynbatch" if dynamic_batch else ""
+    return cache_dir(environ) / "models" / f"rfdetr-{name}{suffix}.onnx"

@@ -11,7 +11,10 @@ Its detections are meaningless; its tensors have the real shapes, the real
 graph and the real cost.
 
 The ONNX file has one input ``input`` (1, 3, S, S) and outputs ``dets``
-(1, Q, 4), ``labels`` (1, Q, 91) and ``masks`` (1, Q, S/4, S/4). A JSON
+(1, Q, 4), ``labels`` (1, Q, 91) and ``masks`` (1, Q, S/4, S/4); with
+``dynamic_batch=True`` the leading 1 is a symbolic batch dimension instead
+(rfdetr's own ``dynamic_batch`` export), so one engine call takes N frames
+(``SegmentationPipeline(batch_size=N)``). A JSON
 sidecar beside it records the size, the classes and whether the weights are
 random.
 
@@ -148,21 +151,51 @@ def demo_calibrate(model, input_size: int) -> float:
     return shift
 
 
+def pin_output_dims(path: Path, num_queries: int, mask_size: int) -> None:
+    """Write the static per-frame output dims into a dynamic-batch export, in place.
+
+    rfdetr's ``dynamic_batch`` export leaves the masks' query count and side
+    symbolic (``masks (batch, Addlabels_dim_1, ...)``), but the engines need
+    them static to allocate their buffers: the batch stays symbolic and
+    every other dim of ``dets`` (Q, 4), ``labels`` (Q, C) and ``masks``
+    (Q, S/4, S/4) is set to its known value. A dim that is already static and
+    different is an error (not the model we think).
+    """
+    onnx = extras.require("onnx", "export", "fixing a dynamic-batch export's output shapes")
+
+    model = onnx.load(str(path), load_external_data=False)
+    expected = {"dets": (num_queries, 4), "labels": (num_queries, None), "masks": (num_queries, mask_size, mask_size)}
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        for dim, value in zip(list(dims)[1:], expected.get(output.name, ())):
+            if value is None:
+                continue
+            if dim.HasField("dim_value") and dim.dim_value != value:
+                raise InferenceAccelError(
+                    f"{path}: output {output.name} has a static dim {dim.dim_value} where {value} was expected"
+                )
+            dim.Clear()
+            dim.dim_value = value
+    onnx.save(model, str(path))
+
+
 def export_model(
     name: str = "seg-nano",
     checkpoint: str | None = None,
     output: str | os.PathLike[str] | None = None,
     *,
     demo_calibration: bool = True,
+    dynamic_batch: bool = False,
 ) -> Path:
     """Export RF-DETR ``name`` to ONNX and return the file's path.
 
     ``output`` defaults to the cached path (see :mod:`~inference_accel.models.cache`).
+    ``dynamic_batch``: a symbolic batch dimension instead of a fixed 1.
     """
     if name not in SEG_MODELS:
         raise InferenceAccelError(f"unknown model {name!r}; choose one of {sorted(SEG_MODELS)}")
     spec = SEG_MODELS[name]
-    destination = Path(output) if output is not None else cached_model_path(name)
+    destination = Path(output) if output is not None else cached_model_path(name, dynamic_batch=dynamic_batch)
     if destination.suffix.lower() != ".onnx":
         # Its sidecar is the same path with .json: any other suffix could put both in one file.
         raise InferenceAccelError(f"export destination {destination} must end in .onnx (its .json sidecar goes beside it)")
@@ -181,10 +214,12 @@ def export_model(
         model = _build(name, checkpoint)
         shift = demo_calibrate(model, spec.input_size) if random_init and demo_calibration else None
         with tempfile.TemporaryDirectory(dir=destination.parent) as scratch:
-            model.export(output_dir=scratch, verbose=False)
+            model.export(output_dir=scratch, verbose=False, dynamic_batch=dynamic_batch)
             produced = sorted(Path(scratch).glob("*.onnx"))
             if not produced:
                 raise InferenceAccelError(f"rfdetr export wrote no .onnx file into {scratch}")
+            if dynamic_batch:
+                pin_output_dims(produced[0], spec.num_queries, spec.mask_size)
             shutil.move(str(produced[0]), destination)
     logger.debug("rfdetr exported %s -> %s (class-bias shift %s)", name, destination, shift)
     sidecar = {
@@ -195,6 +230,7 @@ def export_model(
         "random_init": random_init,
         "checkpoint": None if checkpoint is None else str(checkpoint),
         "demo_class_bias_shift": shift,
+        "dynamic_batch": bool(dynamic_batch),
     }
     sidecar_path(destination).write_text(json.dumps(sidecar, indent=2))
     return destination
