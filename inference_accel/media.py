@@ -2,8 +2,9 @@
 
 The photographs ship inside scikit-image (``skimage.data``): no download, no
 synthetic noise. They are laid out as a panorama and a virtual camera pans and
-zooms across it, rendered at the sizes our users run: 312p, 720p, 1080p and
-portrait 1080x1920. Videos are written once into the cache directory.
+zooms across it, rendered at the sizes our users run: 312p, 720p, 1080p, 4K
+(3840x2160) and portrait 1080x1920. Videos are rendered on first use and
+written once into the cache directory (never shipped or committed).
 
 >>> SAMPLE_SIZES["1080p"]
 (1080, 1920)
@@ -31,6 +32,7 @@ SAMPLE_SIZES: dict[str, tuple[int, int]] = {
     "312p": (312, 556),
     "720p": (720, 1280),
     "1080p": (1080, 1920),
+    "4K": (2160, 3840),
     "portrait": (1920, 1080),
 }
 DEFAULT_SAMPLE = "1080p"

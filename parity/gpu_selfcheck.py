@@ -16,6 +16,11 @@ For a person with an NVIDIA GPU (we have none). On this GPU it checks, with
    TensorRT engine built here from it (when the full ``tensorrt`` is
    installed): detections of the fast paths identical to the reference paths,
    whole-frame CUDA graphs identical to the eager (graphs off) run, and fps.
+4. fps: then, if the time left allows, a short flag matrix (``inference-accel
+   bench --matrix``'s code: every flag combination on TensorRT and
+   onnxruntime-gpu, 8 frames of the 1080p sample), written as a GPU benchmark
+   page (``BENCHMARKS.md``, ``bench/matrix.json`` and charts in ``--out``);
+   ``--skip-bench`` leaves it out.
 
     python parity/gpu_selfcheck.py                    # quick sizes, < 10 minutes on a desktop GPU
     python parity/gpu_selfcheck.py --full             # more frames per video
@@ -65,6 +70,9 @@ POSTPROC_CAPACITY = 1 << 23  # runs: room for 300 object masks at 4K (the defaul
 VIDEOS = ("312p", "1080p")
 BUDGET_S = {"preprocessing": 120.0, "postprocessing": 120.0, "end to end": 330.0}
 TOTAL_BUDGET_S = 570.0  # quick: everything, the engine build and a first ONNX export included
+SELFCHECK_LIMIT_S = 600.0  # quick: parity and the short flag matrix together stay under 10 minutes
+BENCH_BUDGET_S = 150.0  # the short flag matrix's cells (--skip-bench leaves it out)
+BENCH_MIN_S = 45.0  # less time than this left: the matrix is not started (said so in the report)
 REFERENCE_CHUNK = 16
 
 
@@ -272,7 +280,11 @@ def check_preprocess(flags, budget: float) -> Part:
     from inference_accel.preprocess.api import preprocess_into
     from inference_accel.preprocess.reference import preprocess_reference
 
-    part = Part("preprocessing", "Triton output == PIL reference chain, byte for byte (fp32 and fp16)")
+    from inference_accel import host_memory
+
+    upload = host_memory.zero_copy_reason(torch.device("cuda"))
+    upload = "host frames read in place (zero copy)" if upload is None else f"host frames copied ({upload})"
+    part = Part("preprocessing", f"Triton output == PIL reference chain, byte for byte (fp32 and fp16); {upload}")
     rng = np.random.default_rng(0)
     cases = [(size, target) for size in PREPROC_FRAMES for target in PREPROC_TARGETS]
 
@@ -513,6 +525,24 @@ def check_end_to_end(models: list[str | None], flags, frames_per_video: int, bud
     return [fast_vs_ref, graphs_vs_eager], rows
 
 
+def short_matrix(out: Path, model: str | None, budget: float, left: float) -> str:
+    """The flag matrix on a few 1080p frames, both GPU engines (``inference-accel bench --matrix``'s code),
+    written as a GPU page under ``out``; one line saying what was written or why not."""
+    budget = min(budget, left - 10.0)
+    if budget < BENCH_MIN_S:
+        return f"not run: {max(left, 0):.0f} s left of the self-check's {SELFCHECK_LIMIT_S:.0f} s (time budget)"
+    from inference_accel.benchsuite.suite import SuiteOptions, run_suite, write_outputs
+
+    options = SuiteOptions(videos=["1080p"], frames=8, runs=1, warmup=3, model=model, device="cuda",
+                           report_dir=str(out), time_budget_s=budget)
+    try:  # a benchmark failure must not cost the parity report
+        written = write_outputs(run_suite(options), options)
+    except Exception as exc:  # noqa: BLE001 - reported in the self-check's output
+        return f"failed: `{options.command()}`: {type(exc).__name__}: {exc}"
+    return (f"`{options.command()}` (cells budget {budget:.0f} s): page {written['page']}, JSON {written['json']}; "
+            "the full page: inference-accel bench --matrix --videos 312p,1080p,portrait --report docs/")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="seg-nano ONNX/package/.plan (default: the cached seg-nano ONNX, then a "
@@ -523,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, help="frames per video (default 30 quick, 120 full)")
     parser.add_argument("--out", default=".", help="folder for gpu_selfcheck.json and gpu_selfcheck.md")
     parser.add_argument("--skip-end-to-end", action="store_true", help="parity of the kernels only")
+    parser.add_argument("--skip-bench", action="store_true",
+                        help="leave out the short flag matrix (inference-accel bench --matrix) run after the parity checks")
     args = parser.parse_args(argv)
 
     import torch
@@ -551,11 +583,14 @@ def main(argv: list[str] | None = None) -> int:
         left = TOTAL_BUDGET_S * scale - (time.perf_counter() - started)  # the build and export count too
         e2e_parts, rows = check_end_to_end(models, flags, frames, min(BUDGET_S["end to end"] * scale, left))
         parts += e2e_parts
-    report = build_report(env, parts, rows, time.perf_counter() - started)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    bench = "skipped (--skip-bench)" if args.skip_bench else short_matrix(
+        out, args.model, BENCH_BUDGET_S * scale, SELFCHECK_LIMIT_S * scale - (time.perf_counter() - started))
+    report = build_report(env, parts, rows, time.perf_counter() - started)
+    report["bench"] = bench
     (out / "gpu_selfcheck.json").write_text(json.dumps(report, indent=1, default=str))
-    markdown = render_markdown(report)
+    markdown = render_markdown(report) + f"\n### Flag matrix (fps)\n\n{bench}\n"
     (out / "gpu_selfcheck.md").write_text(markdown)
     print("\n" + markdown)
     print(f"wrote {out / 'gpu_selfcheck.json'} and {out / 'gpu_selfcheck.md'}")
