@@ -118,6 +118,8 @@ def _pipeline_from(args: argparse.Namespace, build_response: bool = True):
         max_detections=args.max_detections,
         resize_mode=args.resize_mode,
         build_response=build_response,
+        mask_format=getattr(args, "mask_format", "polygon"),
+        batch_size=getattr(args, "batch", 1),
     )
     warn_dropped_classes(pipeline.source, pipeline.engine.spec.num_classes)
     return pipeline
@@ -156,6 +158,7 @@ def _bench_report(args, video_path, video, pipeline, results, elapsed, interrupt
         "frames": len(results),
         "warmup_frames": args.warmup,
         "pipeline_depth": pipeline.flags.pipeline_depth,
+        "batch_size": pipeline.batch_size,
         "implementations": {k: sorted(v) for k, v in impls.items()},
         "median_ms": medians,
         "end_to_end_fps": fps,
@@ -164,7 +167,7 @@ def _bench_report(args, video_path, video, pipeline, results, elapsed, interrupt
     if interrupted:
         report["interrupted"] = True
     print(f"video   {video_path.name}  {video.size_hw[1]}x{video.size_hw[0]}  frames {len(results)} (+{args.warmup} warm-up)")
-    print(f"model   {report['model']}  engine {report['engine']}  depth {report['pipeline_depth']}")
+    print(f"model   {report['model']}  engine {report['engine']}  depth {report['pipeline_depth']}  batch {report['batch_size']}")
     print(f"{'stage':<12} {'median ms':>10}  implementation")
     for stage in STAGES:
         print(f"{stage:<12} {medians[stage]:>10.2f}  {', '.join(report['implementations'].get(stage, ['-']))}")
@@ -172,11 +175,65 @@ def _bench_report(args, video_path, video, pipeline, results, elapsed, interrupt
     return report
 
 
+_MATRIX_ONLY = ("videos", "runs", "report", "inference_models_python", "no_synthetic")
+
+
+def _bench_matrix(args: argparse.Namespace) -> int:
+    """``bench --matrix``: every flag combination (see :mod:`inference_accel.benchsuite`)."""
+    from inference_accel import media
+    from inference_accel.benchsuite.suite import REPORT_JSON, SuiteOptions, run_suite, write_outputs
+    from inference_accel.engine.factory import default_device
+
+    if args.video:
+        raise CLIError("--video is the single-configuration bench's; with --matrix give --videos A,B,...")
+    if args.frames == 0:
+        raise CLIError("--matrix needs --frames >= 1 (every cell times the same number of frames)")
+    videos = [v.strip() for v in (args.videos or ",".join(media.SAMPLE_SIZES)).split(",") if v.strip()]
+    if not videos:
+        raise CLIError(f"--videos {args.videos!r}: no video named")
+    for video in videos:
+        if video not in media.SAMPLE_SIZES and not Path(video).is_file():
+            raise CLIError(f"--videos: {video!r} is neither a sample ({', '.join(media.SAMPLE_SIZES)}) nor a file")
+    if args.report:
+        report = Path(args.report)
+        if not report.is_dir():
+            raise CLIError(f"--report {report}: not a directory (give the docs folder, e.g. docs/)")
+        _check_writable(report / "BENCHMARKS.md", "--report")
+    json_path = args.json or (str(Path(args.report) / REPORT_JSON) if args.report else None)
+    if json_path and (not args.report or args.json):
+        _check_writable(Path(json_path), "--json")
+    pick = {"preproc": args.preproc, "postproc": args.postproc, "cuda_graphs": args.cuda_graphs, "depth": args.pipeline_depth}
+    pinned = {axis: (value if axis == "depth" else value in ("fast", "on")) for axis, value in pick.items() if value is not None}
+    options = SuiteOptions(
+        videos=videos, frames=args.frames, runs=args.runs or 3, warmup=args.warmup, model=args.model,
+        device=args.device or default_device(), pinned=pinned,
+        pipeline_options={"threshold": args.threshold, "max_detections": args.max_detections, "resize_mode": args.resize_mode,
+                          "batch_size": args.batch},
+        synthetic=not args.no_synthetic, inference_models_python=args.inference_models_python,
+        report_dir=args.report, json_path=args.json,
+    )
+    document = run_suite(options, progress=not args.quiet)
+    from inference_accel.benchsuite.report import render_section
+
+    print(render_section(document))
+    for what, path in write_outputs(document, options).items():
+        print(f"wrote {what}: {path}")
+    if document.get("interrupted"):
+        print("inference-accel bench: interrupted (Ctrl-C): the cells done so far are in the JSON", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from inference_accel import media
 
+    if args.matrix:
+        return _bench_matrix(args)
+    given = [f"--{name.replace('_', '-')}" for name in _MATRIX_ONLY if getattr(args, name) not in (None, False)]
+    if given:
+        raise CLIError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --matrix only")
     json_path = _check_writable(Path(args.json), "--json") if args.json else None
     video_path = media.resolve_source(args.video)
     limit = None if args.frames == 0 else args.frames + args.warmup
@@ -304,7 +361,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
         if not cv2.imwrite(str(output), _annotate(frame, result.detections)):
             raise UnreadableMediaError(f"cannot write {output}")
-        records.append({"frame": 0, "detections": result.response})
+        records.append(result.response)
     else:
         video = media.VideoFrames(source, limit=args.frames or None)
         pipeline = _pipeline_from(args)
@@ -327,7 +384,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     if not writer.isOpened():
                         raise UnreadableMediaError(f"cannot write video {output}")
                 writer.write(annotated)
-                records.append({"frame": result.index, "detections": result.response})
+                records.append(result.response)
         except KeyboardInterrupt:
             interrupted = True
         finally:
@@ -337,8 +394,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     payload = {"source": str(source), "frames": records}
     if interrupted:
         payload["interrupted"] = True
-    json_path.write_text(json.dumps(payload, indent=1))
-    total = sum(len(r["detections"] or []) for r in records)
+    # Each frame is Roboflow's response (inference_accel.response), with its frame_id.
+    json_path.write_text(json.dumps(payload, separators=(",", ":")))
+    total = sum(len(r["predictions"]) for r in records)
     summary = f"{len(records)} frame(s), {total} detection(s): annotated -> {output}, detections -> {json_path}"
     if interrupted:
         print(f"inference-accel predict: interrupted (Ctrl-C) after {len(records)} frame(s); kept: {summary}", file=sys.stderr)
@@ -354,6 +412,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.fp16 and not args.tensorrt:
         raise CLIError("--fp16 applies to --tensorrt only (it is a TensorRT builder flag)")
+    if args.max_batch is not None and not (args.tensorrt and args.dynamic_batch):
+        raise CLIError("--max-batch applies to --tensorrt --dynamic-batch only (the engine's batch range)")
+    if args.tensorrt and args.dynamic_batch and args.max_batch is None:
+        raise CLIError("--tensorrt --dynamic-batch needs --max-batch N (the largest batch the engine takes)")
     if args.output:
         if Path(args.output).suffix.lower() != ".onnx":
             raise CLIError(
@@ -363,15 +425,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         parent = Path(args.output).parent
         if parent.exists() and not parent.is_dir():
             raise CLIError(f"--output {args.output}: {parent} is not a directory")
-    onnx = Path(args.output) if args.output else cached_model_path(args.model)
+    onnx = Path(args.output) if args.output else cached_model_path(args.model, dynamic_batch=args.dynamic_batch)
     if not (args.tensorrt and onnx.is_file() and not args.checkpoint):
-        onnx = export_model(args.model, args.checkpoint, args.output, demo_calibration=not args.no_demo_calibration)
+        onnx = export_model(
+            args.model, args.checkpoint, onnx, demo_calibration=not args.no_demo_calibration,
+            dynamic_batch=args.dynamic_batch,
+        )
         print(f"exported {args.model} -> {onnx}" + ("" if args.checkpoint else "  (RANDOM initialisation: no checkpoint given)"))
     if args.tensorrt:
         from inference_accel.engine.tensorrt_build import build_engine
 
         # The .plan lands beside the ONNX with the same stem, so it shares its sidecar (classes, size).
-        plan = build_engine(onnx, fp16=args.fp16)
+        plan = build_engine(onnx, fp16=args.fp16, max_batch=args.max_batch)
         print(f"built TensorRT engine {onnx} -> {plan} (for this GPU and TensorRT version only)")
     return 0
 
@@ -415,15 +480,17 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
     if len(args.sides) > 2:
         raise CLIError(f"parity takes one or two sides, got {len(args.sides)}: {' '.join(args.sides)}")
-    sides = [parse_side(s) for s in args.sides]
-    for side in sides:
-        preflight(side)
+    sides = [parse_side(s, repo=args.repo) for s in args.sides]
+    if args.repo and not any(side.kind == "git" for side in sides):
+        raise CLIError(f"--repo {args.repo}: only git:REF sides use it, and none is given")
     if len(sides) == 1 and not args.record:
         raise CLIError("parity with one side only records it: give a second side, or --record DIR")
     out = Path(args.out) if args.out else None
     for option, path in (("--out", out), ("--record", Path(args.record) if args.record else None)):
         if path is not None and path.exists() and not path.is_dir():
             raise CLIError(f"{option} {path}: exists and is not a directory")
+    for side in sides:  # git sides: resolve the ref and build (or reuse) its venv, before any side runs
+        preflight(side)
     frames, source = load_frames(args.input, args.frames or None)
     settings = RunSettings(model=args.model, device=args.device, threshold=args.threshold,
                            max_detections=args.max_detections, resize_mode=args.resize_mode,
@@ -437,7 +504,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     results = [collect(side, frames, settings, record=rec, progress=not args.quiet, tensors=t)
                for side, rec, t in zip(sides, records_dirs, tensors)]
     if len(sides) == 1:
-        print(f"recorded {sides[0].spec}: {len(results[0])} frame(s) -> {records_dirs[0]}")
+        print(f"recorded {sides[0].label}: {len(results[0])} frame(s) -> {records_dirs[0]}")
         return 0
     tol = Tolerance(score=args.score_tol, box=args.box_tol, iou_threshold=args.iou_threshold)
     dets_a, dets_b = results
@@ -445,7 +512,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
         raise InferenceAccelError(f"the sides gave {len(dets_a)} and {len(dets_b)} frame(s) for {len(frames)} input frame(s)")
     records = [compare_frame(a, b, i, tol) for i, (a, b) in enumerate(zip(dets_a, dets_b))]
     summary = summarize(records, tol)
-    summary.update(side_a=sides[0].spec, side_b=sides[1].spec, source=source, model=args.model or "cached seg-nano",
+    summary.update(side_a=sides[0].label, side_b=sides[1].label, side_a_commit=sides[0].commit,
+                   side_b_commit=sides[1].commit, source=source, model=args.model or "cached seg-nano",
                    preprocess_max_abs_diff=_max_abs(tensors) if both_expose else None,
                    preprocess_note=_preprocess_note(sides, tensors, both_expose))
     if (summary["preprocess_max_abs_diff"] or 0) > 0:  # inputs must be bit for bit equal
@@ -482,11 +550,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", parents=[common], help="end-to-end fps and per-stage times on a video")
     _add_model_options(bench)
-    bench.add_argument("--video", help="sample name (312p, 720p, 1080p, portrait) or a video path; default 1080p sample")
+    bench.add_argument("--video", help="sample name (312p, 720p, 1080p, 4K, portrait) or a video path; default 1080p sample")
     bench.add_argument("--frames", type=_count, default=30, help="timed frames (0 = whole video; default 30)")
     bench.add_argument("--warmup", type=_count, default=2, help="untimed warm-up frames (>= 0; default 2)")
     bench.add_argument("--json", help="write the report to this JSON file")
+    bench.add_argument("--batch", type=_positive_int, default=1,
+                       help="frames per engine call (the model must take that batch: a dynamic-batch export, "
+                            "`inference-accel export --dynamic-batch`, then --model that file; default 1)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    matrix = bench.add_argument_group("flag matrix (--matrix)")
+    matrix.add_argument("--matrix", action="store_true", help="every combination of the four flags (those a flag "
+                        "option above fixes stay fixed); n/a cells say why; writes one JSON file")
+    matrix.add_argument("--videos", help="comma-separated sample names or video paths (default: every sample)")
+    matrix.add_argument("--runs", type=_positive_int, help="runs per cell (>= 1; default 3)")
+    matrix.add_argument("--report", metavar="DOCS_DIR", help="also rewrite DOCS_DIR/BENCHMARKS.md's generated section "
+                        "and the charts under DOCS_DIR/bench/ (JSON: DOCS_DIR/bench/matrix.json unless --json)")
+    matrix.add_argument("--inference-models-python", metavar="PYTHON", help="python of a venv with inference-models "
+                        "(e.g. .venv-integration/bin/python): adds the side by side with stock and accelerated inference-models")
+    matrix.add_argument("--no-synthetic", action="store_true", help="leave out the synthetic-engine-output scenario")
     bench.set_defaults(func=cmd_bench)
 
     predict = sub.add_parser("predict", parents=[common], help="annotate an image or video and write JSON detections")
@@ -495,6 +576,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="annotated output path (an image extension for an image, .mp4/.mov/.avi/.mkv for a video)")
     predict.add_argument("--json", help="detections JSON path (default: beside the output)")
     predict.add_argument("--frames", type=_count, default=0, help="max video frames (0 = all)")
+    predict.add_argument(
+        "--mask-format", choices=("polygon", "rle"), default="polygon",
+        help="masks in the JSON: Roboflow's polygon points (default) or COCO RLE, lossless",
+    )
     predict.add_argument(
         "--accept-truncated", action="store_true",
         help="read a truncated or corrupt image as far as it decodes (with a warning) instead of refusing it",
@@ -513,6 +598,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also build a TensorRT engine (.plan beside the ONNX; GPU + gpu extra); reuses a cached ONNX",
     )
     export.add_argument("--fp16", action="store_true", help="with --tensorrt: FP16 builder flag (TensorRT 10)")
+    export.add_argument(
+        "--dynamic-batch", action="store_true",
+        help="a symbolic batch dimension (for `bench --batch N`, SegmentationPipeline(batch_size=N)); "
+             "default path: the cache's rfdetr-<size>-dynbatch.onnx, beside the fixed-batch export",
+    )
+    export.add_argument("--max-batch", type=_positive_int, help="with --tensorrt --dynamic-batch: the engine's largest batch")
     export.set_defaults(func=cmd_export)
 
     doctor = sub.add_parser("doctor", parents=[common], help="what is installed and which fast paths are active, and why")
@@ -520,10 +611,13 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=cmd_doctor)
 
     parity = sub.add_parser(
-        "parity", parents=[common], help="compare two sides (ours[:flags], stock-im, accel-im, recorded:DIR, venv:PATH[@SIDE])",
+        "parity", parents=[common],
+        help="compare two sides (ours[:flags], stock-im, accel-im, recorded:DIR, venv:PATH[@SIDE], git:REF[@SIDE])",
         description="Compare side A and side B on the same frames; exit 0 when identical within the tolerance, "
         f"{EXIT_DIFFERENT} when they differ. Sides: ours or ours:preproc=fast|reference,postproc=fast|reference,"
-        "cuda-graphs=on|off,depth=1|2,device=cpu|cuda; stock-im; accel-im; recorded:DIR; venv:PATH[@SIDE].",
+        "cuda-graphs=on|off,depth=1|2,device=cpu|cuda; stock-im; accel-im; recorded:DIR; venv:PATH[@SIDE]; "
+        "git:REF[@SIDE] (this package at commit REF, installed once into a venv cached per commit that reuses "
+        "this environment's dependencies).",
     )
     parity.add_argument("sides", nargs="+", metavar="SIDE", help="side A and side B (one side with --record only records it)")
     parity.add_argument("--model", help="size name, .onnx/.plan file or package dir (inference-models sides: .onnx or package)")
@@ -538,6 +632,7 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--score-tol", type=_tolerance, default=0.0, help="max |score difference| of a matched pair (default 0)")
     parity.add_argument("--box-tol", type=_tolerance, default=0.0, help="max |box coordinate difference| in px (default 0)")
     parity.add_argument("--iou-threshold", type=_threshold, default=0.5, help="a match needs mask IoU above this (default 0.5)")
+    parity.add_argument("--repo", help="git repository of git:REF sides (default: the checkout this package is imported from)")
     parity.add_argument("--quiet", action="store_true", help="no progress bar")
     parity.set_defaults(func=cmd_parity)
     return parser

@@ -42,6 +42,30 @@ def test_bench_reference_paths_and_depth_two(tmp_path):
     assert report["pipeline_depth"] == 2 and report["frames"] == 2
 
 
+def test_bench_batch_runs_n_frames_per_engine_call(tmp_path):
+    from tests.helpers_onnx import write_tiny_batch_seg_model
+
+    model = write_tiny_batch_seg_model(tmp_path / "dyn.onnx")
+    report_path = tmp_path / "bench.json"
+    result = run_cli("bench", "--model", str(model), "--video", "312p", "--frames", "5", "--warmup", "0",
+                     "--batch", "2", "--json", str(report_path))
+    report = json.loads(report_path.read_text())
+    assert report["batch_size"] == 2 and report["frames"] == 5  # the short last batch loses no frame
+    assert "batch 2" in result.stdout
+
+
+def test_bench_batch_on_a_fixed_batch_model_names_both(tmp_path):
+    from tests.helpers_onnx import write_tiny_batch_seg_model
+
+    model = write_tiny_batch_seg_model(tmp_path / "fixed.onnx", batch=1)
+    result = subprocess.run(
+        [sys.executable, "-m", "inference_accel.cli", "bench", "--model", str(model), "--video", "312p",
+         "--frames", "2", "--batch", "3"], capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode != 0
+    assert "batch_size 3 is not accepted by this model: it has a fixed batch 1" in result.stderr
+
+
 def test_predict_writes_annotated_image_and_json(tmp_path):
     import cv2
     from skimage import data
@@ -53,10 +77,29 @@ def test_predict_writes_annotated_image_and_json(tmp_path):
     annotated = cv2.imread(str(output))
     assert annotated is not None and annotated.shape == (512, 512, 3)
     payload = json.loads(output.with_suffix(".json").read_text())
-    detections = payload["frames"][0]["detections"]
+    frame = payload["frames"][0]  # Roboflow's response (inference_accel.response)
+    assert frame["image"] == {"width": 512, "height": 512} and frame["frame_id"] == 0
+    detections = frame["predictions"]
     assert detections, "the demo-calibrated model detects something on this photo"
-    assert {"x1", "y1", "x2", "y2", "confidence", "class_id", "class_name", "points"} <= set(detections[0])
+    assert {"x", "y", "width", "height", "confidence", "class", "class_id", "detection_id", "points"} <= set(detections[0])
+    assert detections[0]["mask_format"] == "polygon" and {"x", "y"} == set(detections[0]["points"][0])
     assert not (annotated == cv2.imread(str(image))).all()  # something was drawn
+
+
+def test_predict_mask_format_rle_writes_coco_rle(tmp_path):
+    import cv2
+    import pycocotools.mask as mask_utils
+    from skimage import data
+
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    output = tmp_path / "out.png"
+    run_cli("predict", str(image), "--output", str(output), "--mask-format", "rle")
+    detections = json.loads(output.with_suffix(".json").read_text())["frames"][0]["predictions"]
+    assert detections and all(d["mask_format"] == "rle" and "points" not in d for d in detections)
+    rle = detections[0]["rle"]
+    assert rle["size"] == [512, 512]
+    assert mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()}).shape == (512, 512)
 
 
 def test_doctor_names_active_paths_and_reasons():
