@@ -1,4 +1,4 @@
-"""Package discovery and the one compiled helper; everything else is in pyproject.toml.
+"""Package discovery and the compiled helpers; everything else is in pyproject.toml.
 
 Packages: every package under ``inference_accel/`` (found, so a new
 subpackage cannot be left out of the wheel), plus ``kernels/`` installed as
@@ -10,6 +10,12 @@ every module of the source tree.
 sparse CPU mask kernel. It must not contract multiply-adds on its own (the
 pixels reproduce torch's exact float32 order), hence ``-ffp-contract=off``.
 If it cannot be built or imported, the numpy executor runs instead.
+
+``inference_accel.integrations._stock_masks_native`` is inference-models'
+antialiased mask resize + threshold, exactly (``integrations/stock_masks.py``);
+like the sparse helper it reproduces torch's float32 order, hence
+``-ffp-contract=off`` (its fused multiply-adds are explicit ``fmaf`` calls,
+an ``avx2,fma`` build chosen at run time). Without it the numpy path runs.
 
 ``inference_accel.preprocess._resize_native`` is Pillow's BILINEAR resize,
 exactly, fused with the normalisation (``preprocess/native.py``). It is built
@@ -32,6 +38,13 @@ setup(
             extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-fno-fast-math"],
             libraries=["m"],
             optional=True,  # no compiler: the install still works, numpy runs instead
+        ),
+        Extension(
+            "inference_accel.integrations._stock_masks_native",
+            sources=["inference_accel/integrations/_stock_masks_native.c"],
+            extra_compile_args=["-O3", "-std=c11", "-ffp-contract=off", "-fno-fast-math"],
+            libraries=["m"],
+            optional=True,  # no compiler: the install still works, the numpy path of stock_masks runs
         ),
         Extension(
             "inference_accel.preprocess._resize_native",

@@ -10,7 +10,9 @@ Medians per stage and the stock / accelerated ratio are printed per video
 size (312p, 1080p, portrait 1080x1920) and mask format (dense, rle). Every
 frame's outputs are compared field by field (boxes, scores, classes, every
 mask pixel or RLE byte) and the preprocessed tensors bit for bit; a mismatch
-aborts the run.
+aborts the run. The header (and ``--json``'s ``mask_executor``) says which
+mask executor ran: the compiled one, or numpy with the reason
+(``INFERENCE_ACCEL_POSTPROC_NATIVE=false`` measures the latter).
 
 Run it in the integration venv (``.ci/integration_env.sh``)::
 
@@ -86,6 +88,7 @@ def main(argv=None) -> int:
     import torch
     from inference_models import AutoModel
 
+    from inference_accel.integrations import stock_masks_native
     from inference_accel.integrations.inference_models import accelerate, require_inference_models
     from inference_accel.media import SAMPLE_SIZES, camera_frames
     from inference_accel.workers import usable_cpus
@@ -99,7 +102,10 @@ def main(argv=None) -> int:
         models = {"stock": stock, "accelerated": accelerated}
         results = {"inference_models": version, "torch_threads": torch.get_num_threads(), "cpus": usable_cpus(),
                    "package": str(args.package or "seg-nano (cached export, random weights)"), "cases": []}
-        print(f"inference-models {version}, torch threads {torch.get_num_threads()}, package {results['package']}")
+        reason = stock_masks_native.native_reason()
+        results["mask_executor"] = f"compiled ({stock_masks_native.instruction_set()})" if reason is None else f"numpy ({reason})"
+        print(f"inference-models {version}, torch threads {torch.get_num_threads()}, package {results['package']}, "
+              f"mask executor {results['mask_executor']}")
         header = f"{'case':<16}{'stage':<14}{'stock ms':>10}{'accel ms':>10}{'ratio':>8}"
         print(header)
         for size in args.sizes.split(","):

@@ -47,6 +47,8 @@ PROVIDERS = {
     "inference_models": {"inference-models"},
     "torchvision": {"torchvision"},
     "onnx": {"onnx"},
+    "matplotlib": {"matplotlib"},
+    "pydantic": {"pydantic"},
 }
 # Declared but never imported by us, each for a stated reason.
 NOT_IMPORTED_ON_PURPOSE = {
@@ -210,7 +212,8 @@ def test_wheel_holds_every_module(dist):
     missing = _expected_modules() - names
     assert not missing, f"the wheel lacks {sorted(missing)}"
     assert not any(n.startswith("kernels/") for n in names), "kernels/ must install as inference_accel.kernels"
-    for helper in ("postprocess/_sparse_native", "preprocess/_resize_native"):  # the compiled helpers
+    # the compiled helpers
+    for helper in ("postprocess/_sparse_native", "preprocess/_resize_native", "integrations/_stock_masks_native"):
         assert f"inference_accel/{helper}.c" in names
         assert any(n.startswith(f"inference_accel/{helper}.") and n.endswith(".so") for n in names), helper
 

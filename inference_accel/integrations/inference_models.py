@@ -21,7 +21,13 @@ same keyword arguments, ``InstanceDetections`` with dense masks or
   thresholds, sort, ``max_detections``) and box alignment, with the mask
   upsampling replaced by :mod:`inference_accel.integrations.stock_masks`: the
   stock ``resize(BILINEAR, antialias) > 0`` reproduced exactly and evaluated
-  only where a mask can be positive; RLE comes straight from the crops.
+  only where a mask can be positive, by the compiled executor
+  (:mod:`~inference_accel.integrations.stock_masks_native`: every dense byte
+  written once, COCO RLE strings emitted directly, masks over the worker
+  threads). Without it (not built, or ``INFERENCE_ACCEL_POSTPROC_NATIVE=false``,
+  said once) the numpy executor runs, except for dense grids under
+  :data:`NUMPY_DENSE_MIN_AREA` pixels, where the stock torchvision resize
+  itself is cheaper and runs instead (exact by definition).
   Falls back to the stock mask code (exact by construction) for: masks not
   float32 on the CPU (a CUDA device runs torch's CUDA kernel, not the CPU one
   reproduced here), a downsampling resize (frames smaller than the mask grid),
@@ -81,6 +87,7 @@ from inference_accel.integrations import (
     installed_version,
     require_inference_models,
     stock_masks,
+    stock_masks_native,
     version_problem,
 )
 from inference_accel.postprocess import crop_rle
@@ -574,7 +581,6 @@ def _align(boxes_xyxy, image_masks, queries, meta, factor, mask_format, confiden
     if reason is not None or n == 0:
         # stock masks for this image (exact by construction); also the no-detection case
         return _stock_align(boxes_xyxy, image_masks[queries], geometry, mask_format, confidence, classes, image_size, frame_size), reason
-    crops = stock_masks.threshold_upsampled(values, target, column_major=mask_format != "dense")
     needs_canvas, canvas_hw, (oy, ox) = _canvas(meta, target)
     boxes = st._align_boxes_to_mask_grid(
         boxes_xyxy,
@@ -587,14 +593,11 @@ def _align(boxes_xyxy, image_masks, queries, meta, factor, mask_format, confiden
         canvas_offset=(ox, oy),
     )
     if mask_format == "dense":
-        mask = torch.from_numpy(stock_masks.paste_dense(crops, target, (oy, ox), canvas_hw))
+        mask = _dense_masks(values, tuple(target), canvas_hw, (oy, ox))
         mask_size = tuple(mask.shape[1:])
     else:
-        from pycocotools import mask as mask_utils
-
         height, width = int(canvas_hw[0]), int(canvas_hw[1])
-        objects = [{"size": [height, width], "counts": stock_masks.coco_counts(c, canvas_hw, (oy, ox))} for c in crops]
-        rles = mask_utils.frPyObjects(objects, height, width)
+        rles = [{"size": [height, width], "counts": c} for c in _rle_counts(values, tuple(target), canvas_hw, (oy, ox))]
         mask = st.InstancesRLEMasks.from_coco_rle_masks(image_size=image_size, masks=rles, mask_size=(height, width))
         mask_size = mask.mask_size
         boxes = boxes.contiguous()
@@ -609,6 +612,65 @@ def _align(boxes_xyxy, image_masks, queries, meta, factor, mask_format, confiden
         ),
         None,
     )
+
+
+# Without the compiled executor, dense masks on a grid smaller than this many pixels are cheaper
+# with the stock arithmetic itself (torchvision's resize on 2 threads, then > 0) than with the numpy
+# executor: measured stock / numpy time 0.80x at 312x554 (quiet machine), 0.93x there, 1.42x at
+# 480x854 and 2.0x at 720x1280 (loaded machine; 60 masks of seg-nano, random weights).
+NUMPY_DENSE_MIN_AREA = 300_000
+
+
+def _native_mode() -> Optional[str]:
+    """The stock chain (``"fma"`` / ``"plain"``) when the compiled executor runs, else None (said once)."""
+    reason = stock_masks_native.native_reason()
+    if reason is not None:
+        dispatch.warn_once(
+            f"inference_models:masks:{reason}",
+            f"inference_models integration: masks run the numpy executor of stock_masks ({reason}; dense "
+            f"grids under {NUMPY_DENSE_MIN_AREA} pixels: the stock torchvision resize, cheaper there)",
+        )
+        return None
+    return stock_masks.kernel_check()[0]  # checked before the frame was taken (_accel_postprocess_reason)
+
+
+def _dense_masks(values: np.ndarray, target, canvas_hw, offset) -> torch.Tensor:
+    """(N, CH, CW) bool tensor: each mask's stock ``resize > 0`` at ``offset`` on the canvas, zeros elsewhere."""
+    mode = _native_mode()
+    if mode is None and target[0] * target[1] < NUMPY_DENSE_MIN_AREA:
+        from torchvision.transforms import functional as TF
+
+        mask = torch.zeros((values.shape[0], *canvas_hw), dtype=torch.bool)
+        oy, ox = offset
+        logits = torch.from_numpy(values)
+        for start in range(0, values.shape[0], 32):  # the float32 working set stays 32 masks, as stock chunks it
+            mask[start : start + 32, oy : oy + target[0], ox : ox + target[1]] = TF.resize(
+                logits[start : start + 32], list(target), interpolation=TF.InterpolationMode.BILINEAR
+            ).gt_(0.0)
+        return mask
+    if mode is None:
+        return torch.from_numpy(stock_masks.paste_dense(stock_masks.threshold_upsampled(values, target), target, offset, canvas_hw))
+    # Every byte is written once, its pages faulted in by one call first (the helper). torch.empty,
+    # not numpy: numpy asks for transparent huge pages, which fault in cheaper (~28 vs ~60 ms of CPU
+    # for one 1080p frame's 68 masks, ~140 MB) but stall 100-300 ms whenever the kernel must
+    # compact memory to find them (THP defrag "madvise"): measured medians of post_process in the
+    # interleaved benchmark loop 112-172 ms with numpy's allocation, 66-90 ms with torch's.
+    mask = torch.empty((values.shape[0], *canvas_hw), dtype=torch.bool)
+    stock_masks_native.threshold_dense(values, target, mode, canvas_hw, offset, out=mask.numpy())
+    return mask
+
+
+def _rle_counts(values: np.ndarray, target, canvas_hw, offset) -> list:
+    """Each mask's COCO compressed counts (bytes, pycocotools' encoding) over the canvas."""
+    mode = _native_mode()
+    if mode is None:
+        from pycocotools import mask as mask_utils
+
+        height, width = int(canvas_hw[0]), int(canvas_hw[1])
+        crops = stock_masks.threshold_upsampled(values, target, column_major=True)
+        objects = [{"size": [height, width], "counts": stock_masks.coco_counts(c, canvas_hw, offset)} for c in crops]
+        return [rle["counts"] for rle in mask_utils.frPyObjects(objects, height, width)]
+    return stock_masks_native.threshold_rle(values, target, mode, canvas_hw, offset)
 
 
 def _stock_align(boxes_xyxy, selected_masks, geometry, mask_format, confidence, classes, image_size, frame_size):

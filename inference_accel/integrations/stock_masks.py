@@ -52,6 +52,12 @@ fused multiply-adds emulated exactly (round-to-odd in float64, then one
 rounding to float32). Every pixel therefore equals the stock ``resize(...) > 0``.
 Crops are built row-major (dense output) or column-major (COCO RLE order).
 
+This module is the numpy executor and the reference arithmetic (weight tables,
+:func:`resize_reference`, :func:`kernel_check`). The compiled executor,
+:mod:`~inference_accel.integrations.stock_masks_native`, runs the same cell
+classification and the stock chain in C, straight to a dense canvas or COCO
+RLE strings; the inference-models integration uses it when it is built.
+
 >>> import numpy as np, torch
 >>> from torchvision.transforms import functional as TF
 >>> logits = np.random.default_rng(0).standard_normal((2, 6, 5)).astype(np.float32)
