@@ -334,3 +334,35 @@ def test_the_self_check_tells_the_cuda_order_from_torch_cpus():
 @pytest.mark.gpu
 def test_the_self_check_passes_on_the_gpu(kernel_device):
     assert device_self_check(kernel_device) is None
+
+
+# -- the inference-models integration's CUDA glue, on the interpreter --------------------------
+@pytest.mark.parametrize("in_hw, target, canvas_hw, offset", [((6, 7), (40, 33), (40, 33), (0, 0)),
+                                                             ((9, 5), (31, 50), (45, 60), (3, 7))])
+def test_integration_glue_pastes_and_encodes_the_kernel_crops(in_hw, target, canvas_hw, offset):
+    """The CUDA branch of integrations.inference_models: dense canvas and COCO RLE equal the modelled CUDA masks."""
+    from pycocotools import mask as mask_utils
+
+    from inference_accel.integrations.inference_models import _cuda_dense_masks, _cuda_rle_counts
+
+    logits = np.random.default_rng(7).standard_normal((4, *in_hw)).astype(np.float32)
+    logits[1] = -1.0  # an empty mask
+    expected = np.zeros((4, *canvas_hw), bool)
+    oy, ox = offset
+    expected[:, oy : oy + target[0], ox : ox + target[1]] = stock_resize_cuda(logits, target) > 0
+    assert expected[0].any() and not expected[1].any()
+    dense = _cuda_dense_masks(torch.from_numpy(logits), target, canvas_hw, offset)
+    assert dense.dtype == torch.bool and np.array_equal(dense.numpy(), expected)
+    counts = _cuda_rle_counts(torch.from_numpy(logits), target, canvas_hw, offset)
+    decoded = [mask_utils.decode({"size": list(canvas_hw), "counts": c}) for c in counts]
+    assert np.array_equal(np.stack(decoded).astype(bool), expected)
+
+
+def test_integration_gate_refuses_a_device_whose_resize_differs(monkeypatch):
+    """On the CPU torchvision runs torch's CPU order, which the CUDA-order kernel must not claim to match."""
+    from inference_accel.integrations import inference_models
+
+    monkeypatch.setattr(inference_models, "_cuda_reasons", {})
+    reason = inference_models._cuda_masks_reason(torch.device("cpu"))
+    assert reason is not None and "differs from torchvision's resize" in reason
+    assert inference_models._cuda_masks_reason(torch.device("cpu")) is reason  # checked once per device

@@ -12,11 +12,12 @@ same keyword arguments, ``InstanceDetections`` with dense masks or
 
 - **preprocessing**: ``inference_accel.preprocess.api.preprocess_into``, byte-exact
   with the installed Pillow's resize and bit-exact with ``to_tensor`` +
-  ``normalize``, written straight into the batch tensor. The package options
-  (static crop, grayscale, contrast) run the stock code first. Anything else
-  (tensor inputs, a non-ImageNet normalisation, no channel swap, the two-step
-  dataset-version resize, a requested ``image_size``, our flag off) runs the
-  stock ``pre_process``.
+  ``normalize``, written straight into the batch tensor, with the package's
+  scaling factor, mean/std and stock's channel-swap rule
+  (:func:`~inference_accel.preprocess.normalization.from_stock_config`). The
+  package options (static crop, grayscale, contrast) run the stock code first.
+  Anything else (tensor inputs, the two-step dataset-version resize, a
+  requested ``image_size``, our flag off) runs the stock ``pre_process``.
 - **postprocessing**: the stock selection (top-k, class remapping, per-class
   thresholds, sort, ``max_detections``) and box alignment, with the mask
   upsampling replaced by :mod:`inference_accel.integrations.stock_masks`: the
@@ -28,9 +29,12 @@ same keyword arguments, ``InstanceDetections`` with dense masks or
   said once) the numpy executor runs, except for dense grids under
   :data:`NUMPY_DENSE_MIN_AREA` pixels, where the stock torchvision resize
   itself is cheaper and runs instead (exact by definition).
-  Falls back to the stock mask code (exact by construction) for: masks not
-  float32 on the CPU (a CUDA device runs torch's CUDA kernel, not the CPU one
-  reproduced here), a downsampling resize (frames smaller than the mask grid),
+  On a CUDA device the masks take the Triton kernel of
+  :mod:`inference_accel.postprocess.stock_triton`, which follows torch
+  CUDA's own order, after a first-use self-check against torchvision on that
+  device (written, not yet run on a GPU). Falls back to the stock mask code
+  (exact by construction) for: masks not float32, a CUDA device without
+  Triton or failing the self-check, a downsampling resize (frames smaller than the mask grid),
   a torch whose resize arithmetic the start-up probe does not recognise, and
   ``INFERENCE_MODELS_RFDETR_TRITON_POSTPROC_ENABLED=false``.
 - every fallback is logged once with its reason, and
@@ -91,7 +95,6 @@ from inference_accel.integrations import (
     version_problem,
 )
 from inference_accel.postprocess import crop_rle
-from inference_accel.preprocess.reference import IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger("inference_accel")
 
@@ -110,7 +113,6 @@ STOCK_CLASSES = {
 ACCELERATED_NAMES = {backend: f"Accelerated{name}" for backend, (_, name) in STOCK_CLASSES.items()}
 OURS, STOCK = "inference_accel", "stock"
 _DEFAULT = object()  # "the stock default" (read from inference-models at call time)
-_IMAGENET = (tuple(IMAGENET_MEAN), tuple(IMAGENET_STD))
 
 
 @functools.lru_cache(maxsize=None)
@@ -279,9 +281,6 @@ class AcceleratedRFDetrSegMixin:
             and network_input.resize_mode != st.ResizeMode.STRETCH_TO
         ):
             return f"two-step {network_input.resize_mode.value} resize (dataset-version dimensions)"
-        normalization = network_input.normalization
-        if normalization is None or tuple(tuple(map(float, v)) for v in normalization) != _IMAGENET:
-            return f"normalisation {normalization} is not ImageNet's"
         if network_input.training_input_size is None:
             return "the package declares no input size"
         if image_size is not None:
@@ -289,9 +288,6 @@ class AcceleratedRFDetrSegMixin:
             size = network_input.training_input_size
             if wanted != (size.width, size.height):
                 return f"image_size {image_size} differs from the model input"
-        color = st.ColorMode(input_color_format) if input_color_format is not None else None
-        if color == network_input.color_mode:
-            return "no channel swap (input colour order equals the network's)"
         if _frames_of(images) is None:
             return f"input is not uint8 HxWx3 numpy frame(s) ({type(images).__name__})"
         return None
@@ -325,6 +321,7 @@ class AcceleratedRFDetrSegMixin:
         """Package options (stock code), then our resize + normalisation into one batch tensor;
         returns (batch, metadata) or a reason string (the caller then runs the stock path)."""
         from inference_accel.preprocess.api import preprocess_into
+        from inference_accel.preprocess.normalization import from_stock_config
 
         st = _stock()
         config = self._inference_config
@@ -345,10 +342,14 @@ class AcceleratedRFDetrSegMixin:
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
                 return f"the package options produce a {image.dtype} {image.shape} image"
             prepared.append((np.ascontiguousarray(image), original, crop_offset))
+        # The package's scaling, mean/std and stock's channel-swap rule, exactly (tests/integration/test_normalization_stock.py).
+        normalization = from_stock_config(
+            network_input.scaling_factor, network_input.normalization, network_input.color_mode, color
+        )
         batch = torch.empty((len(prepared), 3, target.height, target.width), dtype=torch.float32)
         metadata = []
         for index, (image, original, crop_offset) in enumerate(prepared):
-            preprocess_into(image, batch, index, mode="stretch")
+            preprocess_into(image, batch, index, mode="stretch", normalization=normalization)
             after = st.ImageDimensions(width=image.shape[1], height=image.shape[0])
             metadata.append(
                 st.PreProcessingMetadata(
@@ -388,10 +389,12 @@ class AcceleratedRFDetrSegMixin:
             return "model results are not (boxes, logits, masks)"
         if not isinstance(masks, torch.Tensor) or masks.ndim != 4:
             return "mask logits are not a (B, Q, h, w) tensor"
-        if masks.device.type != "cpu":
-            return f"mask logits on {masks.device}: the stock code runs torch's {masks.device.type} kernel there"
         if masks.dtype != torch.float32:
             return f"mask logits are {masks.dtype}, not float32"
+        if masks.device.type == "cuda":
+            return _cuda_masks_reason(masks.device)
+        if masks.device.type != "cpu":
+            return f"mask logits on {masks.device}: the stock code runs torch's {masks.device.type} kernel there"
         mode, why = stock_masks.kernel_check()
         if mode is None:
             return why
@@ -574,7 +577,9 @@ def _align(boxes_xyxy, image_masks, queries, meta, factor, mask_format, confiden
             masks_resolution_factor=factor,
         )
         reason = stock_masks.unsupported_reason(tuple(unpadded.shape[1:]), tuple(target))
-        if reason is None:
+        if reason is None and unpadded.is_cuda:  # torch CUDA's order (inf/NaN included): the Triton kernel
+            values = unpadded
+        elif reason is None:
             values = unpadded.numpy()
             if not np.isfinite(values).all():
                 reason = "non-finite mask logits"
@@ -592,12 +597,16 @@ def _align(boxes_xyxy, image_masks, queries, meta, factor, mask_format, confiden
         canvas_size=canvas_hw,
         canvas_offset=(ox, oy),
     )
+    if isinstance(values, torch.Tensor):  # CUDA: crops from the Triton kernel, on the host
+        dense_masks, rle_counts = _cuda_dense_masks, _cuda_rle_counts
+    else:
+        dense_masks, rle_counts = _dense_masks, _rle_counts
     if mask_format == "dense":
-        mask = _dense_masks(values, tuple(target), canvas_hw, (oy, ox))
+        mask = dense_masks(values, tuple(target), canvas_hw, (oy, ox))
         mask_size = tuple(mask.shape[1:])
     else:
         height, width = int(canvas_hw[0]), int(canvas_hw[1])
-        rles = [{"size": [height, width], "counts": c} for c in _rle_counts(values, tuple(target), canvas_hw, (oy, ox))]
+        rles = [{"size": [height, width], "counts": c} for c in rle_counts(values, tuple(target), canvas_hw, (oy, ox))]
         mask = st.InstancesRLEMasks.from_coco_rle_masks(image_size=image_size, masks=rles, mask_size=(height, width))
         mask_size = mask.mask_size
         boxes = boxes.contiguous()
@@ -671,6 +680,57 @@ def _rle_counts(values: np.ndarray, target, canvas_hw, offset) -> list:
         objects = [{"size": [height, width], "counts": stock_masks.coco_counts(c, canvas_hw, offset)} for c in crops]
         return [rle["counts"] for rle in mask_utils.frPyObjects(objects, height, width)]
     return stock_masks_native.threshold_rle(values, target, mode, canvas_hw, offset)
+
+
+_cuda_reasons: dict = {}
+_cuda_lock = threading.Lock()
+
+
+def _cuda_masks_reason(device: torch.device) -> Optional[str]:
+    """None when the stock-mask Triton kernel reproduces torchvision's resize on ``device`` (checked once).
+
+    The first mask frame on a CUDA device runs :func:`stock_triton.device_self_check`:
+    probes whose signs depend on the arithmetic order, against torchvision's
+    own CUDA resize. Without Triton, or when any probe pixel differs, the
+    stock code runs, with the reason. Not yet run on a GPU.
+    """
+    key = str(device)
+    with _cuda_lock:
+        if key in _cuda_reasons:
+            return _cuda_reasons[key]
+    try:
+        import triton  # noqa: F401
+
+        from inference_accel.postprocess import stock_triton
+
+        reason = stock_triton.device_self_check(device)
+    except ImportError as exc:
+        reason = f"CUDA mask logits need Triton for the stock-mask kernel ({exc})"
+    except Exception as exc:  # noqa: BLE001 - a kernel that cannot run is a fallback with its reason
+        reason = f"the stock-mask Triton kernel failed its self-check on {device} ({type(exc).__name__}: {exc})"
+    with _cuda_lock:
+        _cuda_reasons[key] = reason
+    return reason
+
+
+def _cuda_dense_masks(logits: torch.Tensor, target, canvas_hw, offset) -> torch.Tensor:
+    """(N, CH, CW) bool on the logits' device, as the stock code returns it: the Triton crops pasted."""
+    from inference_accel.postprocess import stock_triton
+
+    crops = stock_triton.threshold_upsampled_triton(logits, target)
+    return torch.from_numpy(stock_masks.paste_dense(crops, target, offset, canvas_hw)).to(logits.device)
+
+
+def _cuda_rle_counts(logits: torch.Tensor, target, canvas_hw, offset) -> list:
+    """Each mask's COCO compressed counts over the canvas, from the Triton crops."""
+    from pycocotools import mask as mask_utils
+
+    from inference_accel.postprocess import stock_triton
+
+    height, width = int(canvas_hw[0]), int(canvas_hw[1])
+    crops = stock_triton.threshold_upsampled_triton(logits, target)
+    objects = [{"size": [height, width], "counts": stock_masks.coco_counts(c, canvas_hw, offset)} for c in crops]
+    return [rle["counts"] for rle in mask_utils.frPyObjects(objects, height, width)]
 
 
 def _stock_align(boxes_xyxy, selected_masks, geometry, mask_format, confidence, classes, image_size, frame_size):
