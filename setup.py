@@ -24,6 +24,11 @@ own ``target`` attributes and run only where the CPU reports them at run time
 (NEON is baseline on aarch64). Integer arithmetic only; ``-fno-fast-math``
 keeps the build honest anyway. If it cannot be built, the Pillow-band CPU
 path runs instead.
+
+``inference_accel.masks._polygons_native`` paints mask runs into the canvas
+findContours traces and writes the response's points (JSON text or dicts),
+exactly as the numpy/Python references do (``masks/polygons_native.py``).
+Integer work only. Without it the references run.
 """
 
 from setuptools import Extension, find_packages, setup
@@ -51,6 +56,12 @@ setup(
             sources=["inference_accel/preprocess/_resize_native.c"],
             extra_compile_args=["-O3", "-std=c11", "-fno-fast-math"],
             optional=True,  # no compiler: the install still works, the Pillow-band path runs instead
+        ),
+        Extension(
+            "inference_accel.masks._polygons_native",
+            sources=["inference_accel/masks/_polygons_native.c"],
+            extra_compile_args=["-O3", "-std=c11", "-fno-fast-math"],
+            optional=True,  # no compiler: the install still works, the numpy/Python references run
         ),
     ],
 )

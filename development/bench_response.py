@@ -13,7 +13,11 @@ turned into a response by
   (the tight-crop painter with Roboflow's choice of contour);
 - ``after (rle)``: the payload with ``mask_format="rle"``;
 - ``after (json bytes)``: :func:`inference_accel.response.response_json`,
-  the payload already serialised (compact JSON, points formatted by numpy);
+  the payload already serialised (compact JSON, points written as text),
+  what ``SegmentationPipeline(response_format="json")`` runs;
+- ``after (references)`` / ``after (json bytes, references)``: the same two
+  with ``INFERENCE_ACCEL_RESPONSE_NATIVE=false`` (numpy painting, Python
+  point dicts, numpy point text: what the compiled helper replaces);
 - ``before + json.dumps``: the previous stage plus compact ``json.dumps``, the
   serialised baseline to hold ``after (json bytes)`` against.
 
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import statistics
 import sys
@@ -50,6 +55,7 @@ import numpy as np
 import supervision as sv
 
 from inference_accel import media
+from inference_accel.flags import RESPONSE_NATIVE_FLAG
 from inference_accel.masks.polygons import masks_to_polygons
 from inference_accel.pipeline import SegmentationPipeline
 from inference_accel.response import build_response, response_json
@@ -98,6 +104,19 @@ def capture(sample: str, frames: int, model: str | None) -> list[sv.Detections]:
     return detections
 
 
+def _with_references(fn: Callable[[sv.Detections], Any], detections: sv.Detections) -> Any:
+    """``fn`` with the compiled response helper switched off (its numpy/Python references run)."""
+    saved = os.environ.get(RESPONSE_NATIVE_FLAG)
+    os.environ[RESPONSE_NATIVE_FLAG] = "false"
+    try:
+        return fn(detections)
+    finally:
+        if saved is None:
+            del os.environ[RESPONSE_NATIVE_FLAG]
+        else:
+            os.environ[RESPONSE_NATIVE_FLAG] = saved
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, float]:
     """(wall ms, CPU ms) of one call."""
     wall, cpu = time.perf_counter(), time.thread_time()
@@ -126,6 +145,8 @@ def bench_sample(sample: str, frames: int, repeats: int, model: str | None) -> d
         "after (row-major)": lambda d: build_response(d, transposed_trace=False),
         "after (rle)": lambda d: build_response(d, mask_format="rle"),
         "after (json bytes)": response_json,
+        "after (references)": lambda d: _with_references(build_response, d),
+        "after (json bytes, references)": lambda d: _with_references(response_json, d),
         "before + json.dumps": lambda d: json.dumps(legacy_response(d), separators=(",", ":")),
     }
     for detections in detections_list:  # warm-up: allocator, caches, the one-time self-check
@@ -175,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])])
     print(f"command: {command}")
     results = [bench_sample(s, args.frames, args.repeats, args.model) for s in args.samples]
-    print(f"{'sample':7} {'path':20} {'median ms':>10} {'ratio':>6} {'cpu ms':>9} {'cpu ratio':>9}")
+    print(f"{'sample':7} {'path':31} {'median ms':>10} {'ratio':>6} {'cpu ms':>9} {'cpu ratio':>9}")
     for result in results:
         for name, row in result["rows"].items():
             print(
-                f"{result['sample']:7} {name:20} {row['median_ms']:10.1f} {row['ratio_vs_before']:6.2f} "
+                f"{result['sample']:7} {name:31} {row['median_ms']:10.1f} {row['ratio_vs_before']:6.2f} "
                 f"{row['median_cpu_ms']:9.1f} {row['cpu_ratio_vs_before']:9.2f}"
             )
         check = result["points_vs_dense_server_path"]

@@ -106,7 +106,7 @@ def _flags_from(args: argparse.Namespace):
     )
 
 
-def _pipeline_from(args: argparse.Namespace, build_response: bool = True):
+def _pipeline_from(args: argparse.Namespace, build_response: bool = True, response_format: str = "dict"):
     from inference_accel.models.source import warn_dropped_classes
     from inference_accel.pipeline import SegmentationPipeline
 
@@ -119,6 +119,7 @@ def _pipeline_from(args: argparse.Namespace, build_response: bool = True):
         resize_mode=args.resize_mode,
         build_response=build_response,
         mask_format=getattr(args, "mask_format", "polygon"),
+        response_format=response_format,
         batch_size=getattr(args, "batch", 1),
     )
     warn_dropped_classes(pipeline.source, pipeline.engine.spec.num_classes)
@@ -349,11 +350,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     is_image, output, json_path = _predict_paths(args)
     source = media.resolve_source(args.source)
-    records = []
+    records: list[bytes] = []  # each frame's response as compact JSON (response_format="json")
+    detections_total = 0
     interrupted = False
     if is_image:
         frame = media.read_image(source, accept_truncated=args.accept_truncated)
-        pipeline = _pipeline_from(args)
+        pipeline = _pipeline_from(args, response_format="json")
         try:
             result = next(iter(pipeline.run([frame])))
         except KeyboardInterrupt:
@@ -362,9 +364,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not cv2.imwrite(str(output), _annotate(frame, result.detections)):
             raise UnreadableMediaError(f"cannot write {output}")
         records.append(result.response)
+        detections_total += len(result.detections)
     else:
         video = media.VideoFrames(source, limit=args.frames or None)
-        pipeline = _pipeline_from(args)
+        pipeline = _pipeline_from(args, response_format="json")
         writer = None
         held: list = []
 
@@ -385,18 +388,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         raise UnreadableMediaError(f"cannot write video {output}")
                 writer.write(annotated)
                 records.append(result.response)
+                detections_total += len(result.detections)
         except KeyboardInterrupt:
             interrupted = True
         finally:
             stream.close()
             if writer is not None:
                 writer.release()
-    payload = {"source": str(source), "frames": records}
-    if interrupted:
-        payload["interrupted"] = True
-    # Each frame is Roboflow's response (inference_accel.response), with its frame_id.
-    json_path.write_text(json.dumps(payload, separators=(",", ":")))
-    total = sum(len(r["predictions"]) for r in records)
+    # {"source": ..., "frames": [...], "interrupted": true?}, compact; each frame is Roboflow's
+    # response (inference_accel.response) with its frame_id, already serialised by the pipeline.
+    head = b'{"source":' + json.dumps(str(source)).encode() + b',"frames":['
+    tail = b',"interrupted":true}' if interrupted else b"}"
+    json_path.write_bytes(head + b",".join(records) + b"]" + tail)
+    total = detections_total
     summary = f"{len(records)} frame(s), {total} detection(s): annotated -> {output}, detections -> {json_path}"
     if interrupted:
         print(f"inference-accel predict: interrupted (Ctrl-C) after {len(records)} frame(s); kept: {summary}", file=sys.stderr)

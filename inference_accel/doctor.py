@@ -99,6 +99,7 @@ def doctor_report(flags: Flags) -> str:
                       "host, the reference path only; these packages run per stage, not as whole-frame graphs)"]
         if op == "postprocess":
             lines.append(f"  (cpu executor: {_cpu_postprocess_executor()})")
+            lines.append(f"  (response stage: {_response_helper()})")
     lines.append("  (whole-frame graphs also need a TensorRT engine: onnxruntime's run cannot be captured)")
     lines += ["", *_threads_lines()]
     return "\n".join(lines)
@@ -138,6 +139,13 @@ def _native_threads() -> str:
     from inference_accel.preprocess.native import threads_rule
 
     return threads_rule()
+
+
+def _response_helper() -> str:
+    from inference_accel.masks.polygons_native import native_reason
+
+    reason = native_reason()
+    return "compiled helper (canvas painting, points)" if reason is None else f"numpy/Python references ({reason})"
 
 
 def _cpu_postprocess_executor() -> str:

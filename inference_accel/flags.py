@@ -25,6 +25,8 @@ PIPELINE_DEPTH_FLAG = "RFDETR_PIPELINE_DEPTH"
 # Our own tuning knobs of the CPU postprocessing (no Roboflow equivalent).
 POSTPROC_NATIVE_FLAG = "INFERENCE_ACCEL_POSTPROC_NATIVE"
 POSTPROC_THREADS_FLAG = "INFERENCE_ACCEL_POSTPROC_THREADS"
+# ... and of the response stage (the compiled painter and points writer).
+RESPONSE_NATIVE_FLAG = "INFERENCE_ACCEL_RESPONSE_NATIVE"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -90,6 +92,7 @@ def read_flags(environ: Mapping[str, str] | None = None) -> Flags:
     # at startup, naming the variable: never a fast path failing per frame.
     read_postproc_native(env)
     read_postproc_threads(env)
+    read_response_native(env)
     return Flags(
         preproc_fast=boolean(PREPROC_FLAG, defaults.preproc_fast),
         postproc_fast=boolean(POSTPROC_FLAG, defaults.postproc_fast),
@@ -127,6 +130,16 @@ def read_postproc_native(environ: Mapping[str, str] | None = None) -> bool:
     """
     raw = (os.environ if environ is None else environ).get(POSTPROC_NATIVE_FLAG, "")
     return True if raw.strip() == "" else parse_bool(POSTPROC_NATIVE_FLAG, raw)
+
+
+def read_response_native(environ: Mapping[str, str] | None = None) -> bool:
+    """``INFERENCE_ACCEL_RESPONSE_NATIVE`` (default true): allow the compiled response helper.
+
+    >>> read_response_native({"INFERENCE_ACCEL_RESPONSE_NATIVE": "0"})
+    False
+    """
+    raw = (os.environ if environ is None else environ).get(RESPONSE_NATIVE_FLAG, "")
+    return True if raw.strip() == "" else parse_bool(RESPONSE_NATIVE_FLAG, raw)
 
 
 def read_postproc_threads(environ: Mapping[str, str] | None = None, usable: int | None = None) -> int | None:

@@ -61,7 +61,7 @@ import supervision as sv
 from inference_accel import dispatch, frame_graph
 from inference_accel.arguments import check_choice, check_positive_int, check_threshold
 from inference_accel.engine.factory import open_engine
-from inference_accel.errors import InvalidArgumentError, InvalidModelError
+from inference_accel.errors import InvalidArgumentError
 from inference_accel.flags import Flags, read_flags
 from inference_accel.frames import validate_frame
 from inference_accel.models.source import ModelSource, resolve_model, warn_dropped_classes
@@ -71,8 +71,9 @@ from inference_accel.preprocess.api import preprocess_into
 from inference_accel.preprocess.geometry import RESIZE_MODES, Geometry, plan_geometry
 from inference_accel.postprocess.selection import select_detections
 from inference_accel.preprocess.package_steps import PackageGeometry, prepared_boxes
-from inference_accel.response import MASK_FORMATS
+from inference_accel.response import MASK_FORMATS, RESPONSE_FORMATS
 from inference_accel.response import build_response as build_payload
+from inference_accel.response import response_json
 
 STAGES = ("decode", "preprocess", "inference", "postprocess", "response")
 
@@ -89,7 +90,9 @@ class FrameResult:
 
     index: int
     detections: sv.Detections
-    response: dict | None  # Roboflow's payload (inference_accel.response.build_response)
+    # Roboflow's payload: a dict (inference_accel.response.build_response), or with
+    # response_format="json" its compact JSON bytes (response_json: no Python object per point).
+    response: dict | bytes | None
     times_ms: dict[str, float] = field(default_factory=dict)
     implementations: dict[str, str] = field(default_factory=dict)
 
@@ -240,7 +243,10 @@ class SegmentationPipeline:
     real number in [0, 1], ``max_detections``, ``concurrency`` and
     ``batch_size`` positive ints, ``resize_mode`` one of ``RESIZE_MODES``,
     ``mask_format`` one of ``MASK_FORMATS`` (the response's masks: Roboflow's
-    polygon points or COCO RLE, see :mod:`~inference_accel.response`); a
+    polygon points or COCO RLE, see :mod:`~inference_accel.response`),
+    ``response_format`` one of ``RESPONSE_FORMATS`` (``"dict"``: the payload
+    as Python objects; ``"json"``: the same payload as compact JSON bytes,
+    what a server sends, built without a Python object per point); a
     bad value raises :class:`~inference_accel.errors.InvalidArgumentError`
     naming it.
 
@@ -259,10 +265,12 @@ class SegmentationPipeline:
         resize_mode: str | None = None,
         build_response: bool = True,
         mask_format: str = "polygon",
+        response_format: str = "dict",
         concurrency: int = 1,
         batch_size: int = 1,
     ):
         self.mask_format = check_choice("mask_format", mask_format, MASK_FORMATS)
+        self.response_format = check_choice("response_format", response_format, RESPONSE_FORMATS)
         self.threshold = check_threshold(threshold)
         self.max_detections = check_positive_int("max_detections", max_detections)
         self.concurrency = check_positive_int("concurrency", concurrency)
@@ -278,8 +286,13 @@ class SegmentationPipeline:
         spec = self.engine.spec
         warn_dropped_classes(self.source, spec.num_classes)  # once per model and class count
         if self.source.input_hw is not None and self.source.input_hw != spec.input_hw:
-            raise InvalidModelError(
-                f"model config says input {self.source.input_hw} but the model takes {spec.input_hw}"
+            # As inference-models does (align_training_input_size_with_model): the weights are
+            # authoritative, the frame is resized to the size the model takes, with a warning.
+            (ch, cw), (mh, mw) = self.source.input_hw, spec.input_hw
+            dispatch.warn_once(
+                f"input-size:{self.source.path}:{ch}x{cw}:{mh}x{mw}",
+                f"model {self.source.path} takes {mw}x{mh} input, but its config declares training_input_size "
+                f"{cw}x{ch}; using the model's input size (as inference-models does)",
             )
         # A package's resize_mode acts as stock makes it act: through its dataset-version first step
         # (package_steps); our direct-to-input letterbox / centre-crop is only the explicit option.
@@ -391,7 +404,8 @@ class SegmentationPipeline:
         response = None
         if self.build_response:
             start = time.perf_counter()
-            response = build_payload(detections, mask_format=self.mask_format, frame_id=index)
+            respond = build_payload if self.response_format == "dict" else response_json
+            response = respond(detections, mask_format=self.mask_format, frame_id=index)
             times["response"] = (time.perf_counter() - start) * 1e3
         return FrameResult(index, detections, response, times, impls)
 

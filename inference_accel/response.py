@@ -52,14 +52,17 @@ import supervision as sv
 
 from inference_accel.arguments import check_choice
 from inference_accel.errors import InvalidArgumentError, InvalidMaskError
+from inference_accel.masks import polygons_native
 from inference_accel.masks._runs import check_hw
 from inference_accel.masks.coco_rle import to_coco_rle
 from inference_accel.masks.polygons import longest_polygons
 
-__all__ = ["MASK_FORMATS", "build_response", "response_json"]
+__all__ = ["MASK_FORMATS", "RESPONSE_FORMATS", "build_response", "response_json"]
 
 #: The ``mask_format`` values: polygon points (Roboflow's default) or COCO RLE.
 MASK_FORMATS = ("polygon", "rle")
+#: How a pipeline hands the payload over: Python objects (build_response) or compact JSON bytes (response_json).
+RESPONSE_FORMATS = ("dict", "json")
 
 
 def _compact(detections: sv.Detections, image_hw: tuple[int, int]) -> sv.CompactMask:
@@ -79,10 +82,17 @@ def _compact(detections: sv.Detections, image_hw: tuple[int, int]) -> sv.Compact
     return sv.CompactMask.from_dense(dense.astype(bool, copy=False), whole, image_hw)
 
 
-def _points(polygon: np.ndarray) -> list[dict[str, float]]:
-    """``[{"x", "y"}, ...]`` of a (K, 2) int polygon, values as the server's float32 casts give them."""
+def _points_numpy(polygon: np.ndarray) -> list[dict[str, float]]:
+    """The reference: ``[{"x", "y"}, ...]`` of a (K, 2) int polygon, values as the server's float32 casts give them."""
     as_f32 = polygon.astype(np.float32)
     return [{"x": x, "y": y} for x, y in zip(as_f32[:, 0].tolist(), as_f32[:, 1].tolist())]
+
+
+def _points_of(polygons: list[np.ndarray]) -> list[list[dict[str, float]]]:
+    """Every polygon's points: the compiled helper when usable, else the reference."""
+    if polygons_native.native_reason() is None:
+        return polygons_native.points_dicts(polygons)
+    return [_points_numpy(p) for p in polygons]
 
 
 def build_response(
@@ -138,7 +148,7 @@ def build_response(
     masks = _compact(detections, image_hw)
     if mask_format == "polygon":
         polygons = _polygons if _polygons is not None else longest_polygons(masks, transposed_trace=transposed_trace)
-        shapes = [{"points": _points(p), "mask_format": "polygon"} for p in polygons]
+        shapes = [{"points": points, "mask_format": "polygon"} for points in _points_of(polygons)]
     else:
         shapes = [{"rle": {"size": r["size"], "counts": r["counts"].decode("ascii")}, "mask_format": "rle"}
                   for r in to_coco_rle(masks)]
@@ -170,11 +180,18 @@ _POINT_TAIL = np.frombuffer(b'.0},', np.uint8)
 
 
 def _points_json(polygons: list[np.ndarray]) -> list[bytes]:
+    """Compact JSON of each polygon's ``points``: the compiled helper when usable, else the numpy pass."""
+    if polygons_native.native_reason() is None:
+        return polygons_native.points_json(polygons)
+    return _points_json_numpy(polygons)
+
+
+def _points_json_numpy(polygons: list[np.ndarray]) -> list[bytes]:
     """Compact JSON of each polygon's ``points`` list, brackets excluded, in one vectorised pass.
 
-    Byte for byte what ``json.dumps(_points(p), separators=(",", ":"))[1:-1]``
+    Byte for byte what ``json.dumps(_points_numpy(p), separators=(",", ":"))[1:-1]``
     writes: the coordinates are non-negative integers below 2**31, whose
-    float repr is the decimal integer followed by ``.0``. Each point is laid
+    float32 cast is an integer-valued float with the repr "<integer>.0". Each point is laid
     out in a fixed-width row (digits right-aligned), the unused leading digit
     cells and the last point's comma are zero bytes, and the zero bytes are
     dropped.
@@ -182,7 +199,7 @@ def _points_json(polygons: list[np.ndarray]) -> list[bytes]:
     counts = np.array([len(p) for p in polygons], dtype=np.int64)
     if counts.sum() == 0:
         return [b""] * len(polygons)
-    points = np.concatenate([p for p in polygons if len(p)]).astype(np.int64)
+    points = np.concatenate([p for p in polygons if len(p)]).astype(np.float32).astype(np.int64)
     top = int(points.max())
     width = len(str(top))
     n = points.shape[0]

@@ -59,3 +59,12 @@ def test_postproc_native_switch_values():
     assert read_postproc_native({POSTPROC_NATIVE_FLAG: "false"}) is False
     with pytest.raises(FlagValueError, match=POSTPROC_NATIVE_FLAG):
         read_postproc_native({POSTPROC_NATIVE_FLAG: "sometimes"})
+
+
+def test_response_native_switch_is_checked_at_startup():
+    from inference_accel.flags import RESPONSE_NATIVE_FLAG, read_flags, read_response_native
+
+    assert read_response_native({}) is True
+    assert read_response_native({RESPONSE_NATIVE_FLAG: "off"}) is False
+    with pytest.raises(FlagValueError, match=RESPONSE_NATIVE_FLAG):
+        read_flags({RESPONSE_NATIVE_FLAG: "sometimes"})

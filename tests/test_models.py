@@ -69,6 +69,39 @@ def test_package_directory(tmp_path):
     assert source.input_hw == (32, 32) and source.resize_mode == "letterbox" and source.num_classes == 2
 
 
+def test_declared_input_size_other_than_the_model_takes_the_model_size_with_one_warning(tmp_path, caplog):
+    """inference-models' rule (align_training_input_size_with_model): the weights decide, a warning says so."""
+    from inference_accel import dispatch
+    from inference_accel.flags import Flags
+    from inference_accel.pipeline import SegmentationPipeline
+
+    dispatch.reset_runtime_state()
+    answers = {}
+    for declared in (32, 48):
+        package = tmp_path / f"declared{declared}"
+        package.mkdir()
+        write_tiny_seg_model(package / "weights.onnx", size=32)
+        (package / "class_names.txt").write_text("a\nb\nc\nd\n")
+        (package / "inference_config.json").write_text(
+            json.dumps({"network_input": {"training_input_size": {"height": declared, "width": declared}}})
+        )
+        frame = np.random.default_rng(5).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+        with caplog.at_level("WARNING"):
+            caplog.clear()
+            for _ in range(2):
+                pipeline = SegmentationPipeline(str(package), flags=Flags(), threshold=0.0)
+                answers[declared] = next(iter(pipeline.run([frame]))).detections
+        warnings = [r.getMessage() for r in caplog.records if "training_input_size" in r.getMessage()]
+        if declared == 32:
+            assert warnings == []
+        else:
+            assert len(warnings) == 1, warnings
+            assert "takes 32x32 input" in warnings[0] and "declares training_input_size 48x48" in warnings[0]
+    assert len(answers[32]) > 0
+    np.testing.assert_array_equal(answers[32].xyxy, answers[48].xyxy)
+    np.testing.assert_array_equal(answers[32].mask.to_dense(), answers[48].mask.to_dense())
+
+
 def test_incomplete_package_names_what_is_missing(tmp_path):
     (tmp_path / "class_names.txt").write_text("cat\n")
     with pytest.raises(ModelNotFoundError, match="inference_config.json"):

@@ -213,7 +213,8 @@ def test_wheel_holds_every_module(dist):
     assert not missing, f"the wheel lacks {sorted(missing)}"
     assert not any(n.startswith("kernels/") for n in names), "kernels/ must install as inference_accel.kernels"
     # the compiled helpers
-    for helper in ("postprocess/_sparse_native", "preprocess/_resize_native", "integrations/_stock_masks_native"):
+    for helper in ("postprocess/_sparse_native", "preprocess/_resize_native", "integrations/_stock_masks_native",
+                   "masks/_polygons_native"):
         assert f"inference_accel/{helper}.c" in names
         assert any(n.startswith(f"inference_accel/{helper}.") and n.endswith(".so") for n in names), helper
 

@@ -408,6 +408,31 @@ def test_pipeline_response_stage_emits_the_payload(tmp_path):
         np.testing.assert_array_equal(decoded.astype(bool), mask)
 
 
+@pytest.mark.parametrize("mask_format", MASK_FORMATS)
+def test_pipeline_json_responses_are_the_payload_serialised(tmp_path, monkeypatch, mask_format):
+    from inference_accel.flags import Flags
+    from inference_accel.pipeline import SegmentationPipeline
+    from tests.helpers_onnx import write_tiny_seg_model
+
+    model = str(write_tiny_seg_model(tmp_path / "tiny.onnx", size=64, queries=10))
+    with pytest.raises(InvalidArgumentError, match="response_format"):
+        SegmentationPipeline(model, flags=Flags(), response_format="msgpack")
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (70 + 9 * i, 90, 3), dtype=np.uint8) for i in range(3)]
+    outputs = {}
+    for response_format in ("dict", "json"):
+        counter = iter(range(10**6))
+        monkeypatch.setattr(response_module, "uuid4", lambda: uuid.UUID(int=next(counter)))
+        pipeline = SegmentationPipeline(
+            model, flags=Flags(), threshold=0.0, mask_format=mask_format, response_format=response_format
+        )
+        outputs[response_format] = [r.response for r in pipeline.run(iter(frames))]
+    assert all(isinstance(r, bytes) for r in outputs["json"])
+    assert sum(len(r["predictions"]) for r in outputs["dict"]) > 0
+    assert [r["frame_id"] for r in outputs["dict"]] == [0, 1, 2]
+    assert outputs["json"] == [json.dumps(r, separators=(",", ":")).encode() for r in outputs["dict"]]
+
+
 def test_an_unmappable_trace_falls_back_for_that_mask(monkeypatch, caplog):
     dense = structured_masks(12, 14, seed=3)
     det = detections_of(dense, seed=3)
