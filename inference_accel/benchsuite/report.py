@@ -87,6 +87,17 @@ def _batch(data) -> str:
     )
 
 
+def _response(data) -> str:
+    parts = []
+    for result in data["results"]:
+        rows = result["rows"]
+        if "mean_ratio_vs_before" not in rows.get("after (json bytes)", {}):
+            return "older JSON format: rerun the command"
+        parts.append(f"{result['sample']}: json bytes {rows['after (json bytes)']['mean_ratio_vs_before']:.2f}x, "
+                     f"dicts {rows['after']['mean_ratio_vs_before']:.2f}x (default GC, mean)")
+    return "; ".join(parts)
+
+
 def _concurrency(data) -> str:
     return f"{data.get('model', '?')}, {data.get('engine', '?')}, frame {data.get('frame_hw', '?')}"
 
@@ -105,6 +116,9 @@ OTHER_BENCHMARKS = (
     OtherBenchmark("concurrency", "concurrency.json",
                    "python development/bench_concurrency.py --frames 24 --repeats 5 --json docs/bench/concurrency.json",
                    _concurrency),
+    OtherBenchmark("response stage, before vs after", "response.json",
+                   "python development/bench_response.py --frames 4 --repeats 3 --json docs/bench/response.json",
+                   _response),
     OtherBenchmark("batches (CPU engine)", "batch.json",
                    "python development/bench_batch.py --model seg-nano --frames 8 --repeats 3 --json docs/bench/batch.json",
                    _batch),
