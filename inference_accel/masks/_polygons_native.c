@@ -21,6 +21,8 @@
  *
  *   points_dicts(points, counts) -> list[list[dict]]
  *       For each polygon, ``[{"x": float(x), "y": float(y)}, ...]`` (float32 casts).
+ *       Equal coordinates below 16384 share one float object within a call
+ *       (floats are immutable; equality, repr and JSON are unchanged).
  *
  * Buffers (C-contiguous, from numpy through the buffer protocol):
  *   starts, stops  int64 (k,)      interval bounds on the crop stream
@@ -230,6 +232,23 @@ static PyObject *points_json(PyObject *self, PyObject *args)
     return out;
 }
 
+/* Coordinates below this share one float object per value within a call
+ * (frame pixels: 16K covers every frame side we take); others get their own. */
+#define SHARED_FLOATS 16384
+
+/* A new reference to the float of ``value`` (the payload's float32 cast), from
+ * the call's cache when it is a small non-negative integer. */
+static PyObject *coordinate(int32_t value, PyObject **shared)
+{
+    int64_t v = as_payload(value);
+    if (v < 0 || v >= SHARED_FLOATS)
+        return PyFloat_FromDouble((double)v);
+    if (!shared[v] && !(shared[v] = PyFloat_FromDouble((double)v)))
+        return NULL;
+    Py_INCREF(shared[v]);
+    return shared[v];
+}
+
 static PyObject *points_dicts(PyObject *self, PyObject *args)
 {
     Py_buffer b_points, b_counts;
@@ -238,7 +257,8 @@ static PyObject *points_dicts(PyObject *self, PyObject *args)
     const int32_t *points = b_points.buf;
     const int64_t *counts = b_counts.buf;
     Py_ssize_t m = b_counts.len / 8;
-    PyObject *out = PyList_New(m);
+    PyObject **shared = PyMem_Calloc(SHARED_FLOATS, sizeof(PyObject *));
+    PyObject *out = shared ? PyList_New(m) : PyErr_NoMemory();
     for (Py_ssize_t i = 0; out && i < m; i++) {
         Py_ssize_t count = (Py_ssize_t)counts[i];
         PyObject *polygon = PyList_New(count);
@@ -249,8 +269,8 @@ static PyObject *points_dicts(PyObject *self, PyObject *args)
         PyList_SET_ITEM(out, i, polygon);
         for (Py_ssize_t j = 0; j < count; j++, points += 2) {
             PyObject *point = PyDict_New();
-            PyObject *x = point ? PyFloat_FromDouble((double)as_payload(points[0])) : NULL;
-            PyObject *y = x ? PyFloat_FromDouble((double)as_payload(points[1])) : NULL;
+            PyObject *x = point ? coordinate(points[0], shared) : NULL;
+            PyObject *y = x ? coordinate(points[1], shared) : NULL;
             int failed = !y || PyDict_SetItem(point, KEY_X, x) < 0 || PyDict_SetItem(point, KEY_Y, y) < 0;
             Py_XDECREF(x);
             Py_XDECREF(y);
@@ -261,6 +281,11 @@ static PyObject *points_dicts(PyObject *self, PyObject *args)
             }
             PyList_SET_ITEM(polygon, j, point);
         }
+    }
+    if (shared) {
+        for (Py_ssize_t v = 0; v < SHARED_FLOATS; v++)
+            Py_XDECREF(shared[v]);
+        PyMem_Free(shared);
     }
     PyBuffer_Release(&b_points);
     PyBuffer_Release(&b_counts);
