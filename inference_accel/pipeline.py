@@ -65,7 +65,7 @@ from inference_accel.errors import InvalidArgumentError
 from inference_accel.flags import Flags, read_flags
 from inference_accel.frames import validate_frame
 from inference_accel.models.source import ModelSource, resolve_model, warn_dropped_classes
-from inference_accel.postprocess.api import postprocess, redo_with_reference
+from inference_accel.postprocess.api import postprocess, postprocess_batch, redo_with_reference
 from inference_accel.postprocess.triton_launch import RunsOverflow
 from inference_accel.preprocess.api import preprocess_into
 from inference_accel.preprocess.geometry import RESIZE_MODES, Geometry, plan_geometry
@@ -227,7 +227,10 @@ class SegmentationPipeline:
     **Batches.** ``batch_size=N`` gives every engine slot N frames: each
     frame is preprocessed into its index of the slot's one input buffer
     (with its own geometry, so sizes may differ), the engine runs once for
-    the N, and each frame is postprocessed on its own. :meth:`run` groups N
+    the N, and the frames are postprocessed together
+    (:func:`~inference_accel.postprocess.api.postprocess_batch`: on the
+    Triton path one launch per kernel for a batch of one geometry, else per
+    frame; each frame's answer is its own). :meth:`run` groups N
     frames per engine call; a short last batch is padded (the unused
     indices keep stale inputs whose outputs are ignored), so no frame is
     lost and results come out in order; :meth:`predict_batch` takes a list.
@@ -362,6 +365,17 @@ class SegmentationPipeline:
             self.engine.run(slot)
         times["inference"] = (time.perf_counter() - start) * 1e3
 
+    def _postprocess_options(self) -> dict:
+        """The selection options of every frame's postprocessing."""
+        return dict(
+            threshold=self.threshold,
+            max_detections=self.max_detections,
+            class_mapping=None if self.source.class_mapping is None else np.asarray(self.source.class_mapping),
+            num_classes=self.source.num_classes,
+            class_names=self.class_names,
+            flags=self.flags,
+        )
+
     def _finish(self, job: _InFlight) -> FrameResult:
         if job.future is not None:
             job.future.result()
@@ -372,18 +386,36 @@ class SegmentationPipeline:
             buffers.dets[job.batch_index],
             buffers.masks[job.batch_index],
             job.geometry,
-            threshold=self.threshold,
-            max_detections=self.max_detections,
-            class_mapping=None if self.source.class_mapping is None else np.asarray(self.source.class_mapping),
-            num_classes=self.source.num_classes,
-            class_names=self.class_names,
-            flags=self.flags,
+            **self._postprocess_options(),
         )
+        return self._complete(job, detections, impl, time.perf_counter() - start)
+
+    def _complete(self, job: _InFlight, detections: sv.Detections, impl: str, spent_s: float) -> FrameResult:
+        """Map back to the whole frame where the package prepared the image, time it, build the response.
+
+        ``spent_s``: the seconds this frame's postprocessing took so far.
+        """
+        start = time.perf_counter()
         if job.package_geometry is not None:  # back from the prepared image to the whole frame
-            detections = self._to_whole_frame(detections, buffers, job)
-        job.times_ms["postprocess"] = (time.perf_counter() - start) * 1e3
+            detections = self._to_whole_frame(detections, self.engine.slots[job.slot], job)
+        job.times_ms["postprocess"] = (spent_s + time.perf_counter() - start) * 1e3
         job.implementations["postprocess"] = impl
         return self._respond(job.index, detections, job.times_ms, job.implementations)
+
+    def _finish_batch_jobs(self, batch: _Batch) -> list[FrameResult]:
+        """Postprocess a batch's frames together (one launch per kernel on the Triton path), respond per frame.
+
+        Each frame's postprocess time is its share of the batch's.
+        """
+        buffers = self.engine.slots[batch.slot]
+        n = len(batch.jobs)
+        start = time.perf_counter()
+        answers = postprocess_batch(
+            buffers.labels[:n], buffers.dets[:n], buffers.masks[:n], [job.geometry for job in batch.jobs],
+            **self._postprocess_options(),
+        )
+        share = (time.perf_counter() - start) / n
+        return [self._complete(job, detections, impl, share) for job, (detections, impl) in zip(batch.jobs, answers)]
 
     def _to_whole_frame(self, detections: sv.Detections, buffers, job: _InFlight) -> sv.Detections:
         """Map detections on the package-prepared image back to the frame (boxes unclamped until then, as stock)."""
@@ -561,7 +593,7 @@ class SegmentationPipeline:
         try:
             if batch.future is not None:
                 batch.future.result()
-            return [self._finish(job) for job in batch.jobs]
+            return self._finish_batch_jobs(batch)
         finally:
             if not pending:
                 lease.release()

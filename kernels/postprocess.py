@@ -3,8 +3,11 @@ Sparse mask postprocessing: selection, bounds and column runs on the device
 =========================================================================
 
 Four launches (plus ``torch.sigmoid`` and one ``torch.cumsum`` on the same
-stream) turn one image's raw RF-DETR outputs into detections and
-foreground column intervals, written into fixed-capacity device buffers. No
+stream) turn a batch of images' raw RF-DETR outputs into detections and
+foreground column intervals, written into fixed-capacity device buffers.
+Every kernel's last grid axis is the image: one launch per batch, each
+program working on one image, whose inputs are at ``image * stride`` (the
+images of one launch share their geometry: frame size, resize mode). No
 launch depends on a value read back by the host, nothing is allocated per
 frame, so the sequence can be captured in a CUDA graph; the host reads one
 packet back at the end.
@@ -24,8 +27,10 @@ packet back at the end.
    value of each pixel inside the bounds, thresholded at ``> 0``, and the
    foreground runs of each column. Launched twice: ``EMIT=False`` counts runs
    per column, a prefix sum turns counts into offsets, ``EMIT=True`` writes
-   ``(x, y_start, y_stop)`` at those offsets, so runs land in (detection,
-   column, row) order without atomics and the host needs no sort.
+   ``(x, y_start, y_stop)`` at those offsets, so runs land in (image,
+   detection, column, row) order without atomics and the host needs no
+   sort; the prefix sum runs over the whole batch, so the images share one
+   run buffer.
 
 Float arithmetic. Pixel parity is with the reference on the *same device*,
 so the bilinear arithmetic is a compile-time choice (``ARITH``):
@@ -92,8 +97,8 @@ NUM_WARPS = 4
 # the reference's ``.float()``); the launcher converts any other to float32.
 MASK_DTYPES = ("fp32", "fp16", "bf16")
 
-# Packet header words.
-HDR_COUNT, HDR_OVERFLOW, HDR_TOTAL = 0, 1, 2
+# Packet header words (then one detection count per image: see triton_launch._Layout).
+HDR_OVERFLOW, HDR_TOTAL = 0, 1
 HEADER_WORDS = 4
 
 
@@ -129,11 +134,12 @@ SELECT_RANK = KernelContract(
 def select_rank_kernel(
     # Scores, float32, (Q * C,) contiguous: sigmoid(logits) flattened
     # row-major, element e is query e // C, class e % C.
+    # One image after another: (B * Q * C,), image b at b * Q * C.
     prob_ptr,
     # Class mapping, int32, (map_len,): our class id for model class c, -1 drops.
     map_ptr,
-    # Output, int32, (Q * C,): rank of e in the top-k order if e survives
-    # (score > threshold, rank < Q, mapped class >= 0), else -1.
+    # Output, int32, (B * Q * C,): rank of e in its image's top-k order if e
+    # survives (score > threshold, rank < Q, mapped class >= 0), else -1.
     rank_ptr,
     qc, num_classes, num_queries, threshold, map_len,
     # Candidates per program and per inner chunk; a power of two for tl.arange.
@@ -147,6 +153,9 @@ def select_rank_kernel(
     the threshold (the common case) only writes -1.
     """
     pid = tl.program_id(0)
+    image = tl.program_id(1)
+    prob_ptr += image * qc
+    rank_ptr += image * qc
     e = pid * BLOCK + tl.arange(0, BLOCK)
     in_range = e < qc
     p_e = tl.load(prob_ptr + e, mask=in_range, other=0.0)
@@ -177,7 +186,7 @@ SELECT_EMIT = KernelContract(
         pointer("det_f_ptr", "fp32"),
         *scalars(
             "i32",
-            "qc", "num_classes", "max_det", "map_len",
+            "qc", "num_classes", "num_queries", "max_det", "map_len",
             "stretch", "frame_w", "frame_h",
             "in_w", "in_h", "content_x0", "content_y0",
         ),
@@ -190,21 +199,21 @@ SELECT_EMIT = KernelContract(
 
 @SELECT_EMIT.jit
 def select_emit_kernel(
-    # int32 (Q * C,): ranks from select_rank_kernel (-1: not kept).
+    # int32 (B * Q * C,): ranks from select_rank_kernel (-1: not kept).
     rank_ptr,
-    # float32 (Q * C,): scores.
+    # float32 (B * Q * C,): scores.
     prob_ptr,
     # int32 (map_len,): class mapping.
     map_ptr,
-    # float32 (Q, 4) contiguous: normalised (cx, cy, w, h) per query.
+    # float32 (B, Q, 4) contiguous: normalised (cx, cy, w, h) per query.
     boxes_ptr,
-    # int32 (1,): number of detections written (min(survivors, max_det)).
+    # int32 (B,): per image, the number of detections written (min(survivors, max_det)).
     count_ptr,
-    # int32 (max_det, 2) contiguous: (query, mapped class) per detection.
+    # int32 (B, max_det, 2) contiguous: (query, mapped class) per detection.
     det_i_ptr,
-    # float32 (max_det, 5) contiguous: (score, x1, y1, x2, y2) per detection.
+    # float32 (B, max_det, 5) contiguous: (score, x1, y1, x2, y2) per detection.
     det_f_ptr,
-    qc, num_classes, max_det, map_len,
+    qc, num_classes, num_queries, max_det, map_len,
     stretch, frame_w, frame_h,
     in_w, in_h, content_x0, content_y0, kx, ky,
     BLOCK: tl.constexpr,
@@ -214,9 +223,17 @@ def select_emit_kernel(
     Boxes follow ``selection.boxes_to_frame`` operation by operation in
     float32 (the kernel is compiled without FP fusion): stretch multiplies by
     the frame size; letterbox/centre-crop map input pixels to frame pixels
-    with the host's float32 constants (``Geometry.content_scale``). Program 0 also writes the count.
+    with the host's float32 constants (``Geometry.content_scale``). Program 0
+    of each image also writes the image's count.
     """
     pid = tl.program_id(0)
+    image = tl.program_id(1)
+    rank_ptr += image * qc
+    prob_ptr += image * qc
+    boxes_ptr += image * num_queries * 4
+    count_ptr += image
+    det_i_ptr += image * max_det * 2
+    det_f_ptr += image * max_det * 5
     e = pid * BLOCK + tl.arange(0, BLOCK)
     in_range = e < qc
     r_e = tl.load(rank_ptr + e, mask=in_range, other=-1)
@@ -301,7 +318,7 @@ MASK_BOUNDS = KernelContract(
         *pointers("i32", "count_ptr", "det_i_ptr", "ty0_ptr", "ty1_ptr", "tx0_ptr", "tx1_ptr", "bounds_ptr"),
         *scalars(
             "i32",
-            "sm_q", "sm_h", "sm_w", "win_r0", "win_c0", "win_h", "win_w",
+            "sm_b", "sm_q", "sm_h", "sm_w", "max_det", "win_r0", "win_c0", "win_h", "win_w",
             "out_h", "out_w", "vis_r0", "vis_r1", "vis_c0", "vis_c1",
         ),
         constexpr("BLOCK_R", BOUNDS_BLOCK_R),
@@ -314,26 +331,26 @@ MASK_BOUNDS = KernelContract(
 
 @MASK_BOUNDS.jit
 def mask_bounds_kernel(
-    # Mask logits, any float dtype read as float32, shape (Q, Hm, Wm),
-    # element strides (sm_q, sm_h, sm_w).
+    # Mask logits, any float dtype read as float32, shape (B, Q, Hm, Wm),
+    # element strides (sm_b, sm_q, sm_h, sm_w).
     masks_ptr,
-    # int32 (1,): detection count; int32 (max_det, 2): (query, class).
+    # int32 (B,): detection counts; int32 (B, max_det, 2): (query, class).
     count_ptr,
     det_i_ptr,
     # Tap tables of the upsampled window, int32: (out_h,) first and second
     # source row of each output row; (out_w,) the same for columns.
     ty0_ptr, ty1_ptr, tx0_ptr, tx1_ptr,
-    # Output, int32 (max_det, 4): (row_lo, row_hi, col_lo, col_hi), half-open,
+    # Output, int32 (B, max_det, 4): (row_lo, row_hi, col_lo, col_hi), half-open,
     # in window-output coordinates; empty (0, 0, 0, 0) when nothing can be positive.
     bounds_ptr,
-    sm_q, sm_h, sm_w, win_r0, win_c0, win_h, win_w,
+    sm_b, sm_q, sm_h, sm_w, max_det, win_r0, win_c0, win_h, win_w,
     out_h, out_w, vis_r0, vis_r1, vis_c0, vis_c1,
     # Mask rows per iteration and the padded window width (>= win_w, power of two).
     BLOCK_R: tl.constexpr,
     BLOCK_W: tl.constexpr,
     STEPS: tl.constexpr,
 ):
-    """One program per detection slot: positive-cell box -> output pixel bounds.
+    """One program per (detection slot, image): positive-cell box -> output pixel bounds.
 
     Output row i can be positive only if one of its taps ``ty0[i]``,
     ``ty1[i]`` is a positive row, so the candidate rows are those with
@@ -342,7 +359,11 @@ def mask_bounds_kernel(
     binary search. Columns likewise.
     """
     n = tl.program_id(0)
-    count = tl.load(count_ptr)
+    image = tl.program_id(1)
+    masks_ptr += image.to(tl.int64) * sm_b
+    count = tl.load(count_ptr + image)
+    det_i_ptr += image * max_det * 2
+    bounds_ptr += image * max_det * 4
     r_lo = 0
     r_hi = 0
     c_lo = 0
@@ -452,7 +473,7 @@ MASK_RUNS = KernelContract(
         *pointers("i32", "counts_ptr", "incl_ptr", "runs_ptr"),
         *scalars(
             "i32",
-            "sm_q", "sm_h", "sm_w", "win_r0", "win_c0", "out_w",
+            "sm_b", "sm_q", "sm_h", "sm_w", "max_det", "win_r0", "win_c0", "out_w",
             "frame_top", "frame_left", "capacity", "copy_input",
         ),
         constexpr("EMIT", False, True),
@@ -467,24 +488,26 @@ MASK_RUNS = KernelContract(
 
 @MASK_RUNS.jit
 def mask_runs_kernel(
-    # Mask logits (Q, Hm, Wm), element strides (sm_q, sm_h, sm_w).
+    # Mask logits (B, Q, Hm, Wm), element strides (sm_b, sm_q, sm_h, sm_w).
     masks_ptr,
-    # int32 (1,), int32 (max_det, 2), int32 (max_det, 4): count, (query, class), bounds.
+    # int32 (B,), int32 (B, max_det, 2), int32 (B, max_det, 4): count, (query, class), bounds.
     count_ptr,
     det_i_ptr,
     bounds_ptr,
     # Tap tables: int32 (out_h,) x2, float32 (out_h,) x2 weights; same for columns.
     ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr,
     tx0_ptr, tx1_ptr, wx0_ptr, wx1_ptr,
-    # int32 (max_det, out_w) row-major: runs per (detection, column); written
-    # when EMIT is False, read (with incl) when EMIT is True.
+    # int32 (B, max_det, out_w) row-major: runs per (image, detection,
+    # column); written when EMIT is False, read (with incl) when EMIT is True.
     counts_ptr,
-    # int32 (max_det * out_w,): inclusive prefix sum of counts (EMIT only).
+    # int32 (B * max_det * out_w,): inclusive prefix sum of counts over the
+    # whole batch (EMIT only).
     incl_ptr,
     # int32 (capacity + 1, 3) row-major: (x, y_start, y_stop) frame pixels per
-    # run; row ``capacity`` is a sink for lanes that store nothing.
+    # run, the batch's images one after another; row ``capacity`` is a sink
+    # for lanes that store nothing.
     runs_ptr,
-    sm_q, sm_h, sm_w, win_r0, win_c0, out_w,
+    sm_b, sm_q, sm_h, sm_w, max_det, win_r0, win_c0, out_w,
     frame_top, frame_left, capacity,
     # 1: the value is the tap itself, unweighted (torch CUDA copies an input
     # whose size is unchanged on both axes); 0: the bilinear value.
@@ -496,7 +519,7 @@ def mask_runs_kernel(
     BLOCK_R: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
-    """One program: BLOCK_C consecutive output columns of one detection.
+    """One program: BLOCK_C consecutive output columns of one detection of one image.
 
     It walks the rows of the detection's bounds BLOCK_R at a time. Row i
     starts a run where it is positive and row i - 1 is not, and ends one
@@ -511,16 +534,19 @@ def mask_runs_kernel(
     """
     pid_c = tl.program_id(0)
     n = tl.program_id(1)
+    image = tl.program_id(2)
+    slot_n = image * max_det + n  # this detection's row in the batch's (B * max_det) tables
+    masks_ptr += image.to(tl.int64) * sm_b
     cols = pid_c * BLOCK_C + tl.arange(0, BLOCK_C)
     col_in = cols < out_w
-    count = tl.load(count_ptr)
-    r_lo = tl.load(bounds_ptr + n * 4 + 0)
-    r_hi = tl.load(bounds_ptr + n * 4 + 1)
-    c_lo = tl.load(bounds_ptr + n * 4 + 2)
-    c_hi = tl.load(bounds_ptr + n * 4 + 3)
+    count = tl.load(count_ptr + image)
+    r_lo = tl.load(bounds_ptr + slot_n * 4 + 0)
+    r_hi = tl.load(bounds_ptr + slot_n * 4 + 1)
+    c_lo = tl.load(bounds_ptr + slot_n * 4 + 2)
+    c_hi = tl.load(bounds_ptr + slot_n * 4 + 3)
     active = (n < count) & (r_lo < r_hi)
     col_ok = col_in & (cols >= c_lo) & (cols < c_hi) & active
-    col_idx = n * out_w + cols
+    col_idx = slot_n * out_w + cols
     any_col = tl.max(col_ok.to(tl.int32), axis=0) > 0
     if EMIT:
         offset = tl.load(incl_ptr + col_idx, mask=col_in, other=0) - tl.load(
@@ -528,7 +554,7 @@ def mask_runs_kernel(
         )
     starts_so_far = tl.zeros([BLOCK_C], dtype=tl.int32)
     if any_col:
-        query = tl.load(det_i_ptr + n * 2, mask=n < count, other=0)
+        query = tl.load(det_i_ptr + slot_n * 2, mask=n < count, other=0)
         base = masks_ptr + query.to(tl.int64) * sm_q + win_r0 * sm_h + win_c0 * sm_w
         x0 = tl.where(col_ok, tl.load(tx0_ptr + cols, mask=col_ok, other=0), -1)
         x1 = tl.load(tx1_ptr + cols, mask=col_ok, other=0)

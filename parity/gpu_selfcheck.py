@@ -402,9 +402,27 @@ def check_postprocess(flags, budget: float) -> Part:
             return f"ran {impl}, not triton (fallbacks {api.fallback_counts()}, gate: {gate})"
         return compare_with_chunked_reference(got, logits, boxes, masks, geometry)
 
+    def one_launch_per_batch(case, batch=3):
+        """A batched engine's outputs through postprocess_batch: one launch, each image == its reference."""
+        frame_hw, queries, detections, side, mode, dtype = case
+        images = [inputs(queries, detections, side, dtype) for _ in range(batch)]
+        logits, boxes, masks = (torch.stack(parts) for parts in zip(*images))
+        geometry = plan_geometry(frame_hw, (side * 4, side * 4), mode)
+        answers = api.postprocess_batch(logits, boxes, masks, [geometry] * batch, flags=flags)
+        used = sorted({impl for _, impl in answers})
+        if used != [api.BATCH]:
+            return f"ran {used}, not {api.BATCH!r} (fallbacks {api.fallback_counts()})"
+        for image, (got, _) in enumerate(answers):
+            problem = compare_with_chunked_reference(got, logits[image], boxes[image], masks[image], geometry)
+            if problem:
+                return f"image {image}: {problem}"
+        return None
+
     clock = Clock(budget)
     run_cases(part, [POSTPROC_CASES[0]], lambda c: f"api.postprocess {c[0][1]}x{c[0][0]} Q={c[1]}", through_the_api,
               budget)
+    run_cases(part, [POSTPROC_CASES[0]], lambda c: f"api.postprocess_batch 3 x {c[0][1]}x{c[0][0]} Q={c[1]}",
+              one_launch_per_batch, max(budget - clock.elapsed(), 0.0))
     run_cases(part, POSTPROC_CASES,
               lambda c: f"{c[0][1]}x{c[0][0]} Q={c[1]} dets={c[2]} masks {c[3]}^2 {c[4]} {c[5]}", body,
               max(budget - clock.elapsed(), 0.0))

@@ -346,3 +346,44 @@ def test_pinning_the_symbolic_output_dims_of_a_dynamic_export(tmp_path):
     engine = OnnxRuntimeEngine(path, batch_size=2)
     assert engine.spec.batch == BatchRange(1, None) and engine.spec.mask_hw == (16, 16)
     assert tuple(engine.slots[0].masks.shape) == (2, 10, 16, 16)
+
+
+# -- the Triton path: one launch per batch --------------------------------------------------------
+@pytest.mark.interpreter
+def test_a_batch_of_one_frame_size_takes_one_postprocessing_launch(models, frames, monkeypatch):
+    """The Triton gate forced on (CPU tensors under the interpreter), as on a GPU.
+
+    Frames of one size share a geometry: one launch of each kernel for the
+    batch, answers equal to one frame at a time. A batch of mixed sizes goes
+    frame by frame on the same path.
+    """
+    import cv2
+
+    from inference_accel import dispatch
+    from inference_accel.postprocess import api
+    from inference_accel.postprocess import triton_launch as tl_launch
+    from inference_accel.postprocess.triton_launch import TritonPostprocessor
+
+    same_size = [cv2.resize(f, (150, 110), interpolation=cv2.INTER_AREA) for f in frames[:4]]
+    expected = [make_pipeline(models["dynamic"], 1).predict(f) for f in same_size]
+    dispatch.register(dispatch.Implementation(api.OP, api.TRITON, 20, lambda flags: None))
+    monkeypatch.setattr(tl_launch, "_default", TritonPostprocessor(capacity=1 << 14))
+    monkeypatch.setattr(api, "_batch_off", [])
+    launches = []
+    real = TritonPostprocessor.launch_batch
+    monkeypatch.setattr(
+        TritonPostprocessor, "launch_batch", lambda self, *a, **kw: launches.append(a[0].shape[0]) or real(self, *a, **kw)
+    )
+    try:
+        pipeline = make_pipeline(models["dynamic"], 2)
+        results = list(pipeline.run(same_size))
+        assert [r.implementations["postprocess"] for r in results] == [api.BATCH] * 4
+        assert launches == [2, 2]
+        assert_same([r.detections for r in results], expected)
+        launches.clear()
+        mixed = list(pipeline.run([same_size[0], frames[0]]))
+        assert [r.implementations["postprocess"] for r in mixed] == ["triton", "triton"]
+        assert launches == [1, 1]
+        assert_same([r.detections for r in mixed], [expected[0], make_pipeline(models["dynamic"], 1).predict(frames[0])])
+    finally:
+        dispatch.register(dispatch.Implementation(api.OP, api.TRITON, 20, api._check_triton))  # noqa: SLF001

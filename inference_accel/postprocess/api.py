@@ -39,6 +39,13 @@ error) once a later implementation has answered the same request; if the
 reference raises too, the error is the input's: it is raised and nothing is
 switched off.
 
+**Batches.** :func:`postprocess_batch` takes a batched engine's outputs
+(B, Q, ...) and one geometry per image. On the Triton path a batch of one
+geometry takes one launch of each kernel (implementation ``"triton
+(batch)"``); mixed geometries, a batch whose runs overflow, and the other
+paths go image by image through :func:`postprocess`, with the reason
+logged once. Each image's answer equals :func:`postprocess` on it alone.
+
 **Output type.** Every path returns ``sv.Detections`` whose ``mask`` is an
 ``sv.CompactMask`` with tight crops (the reference's dense result is encoded
 with the same crop convention), so callers see one type; the pixels are
@@ -425,6 +432,102 @@ def postprocess(
         return detections, name
     raise RuntimeError(f"no implementation of {OP!r} could take this input")
 
+
+# -- batches --------------------------------------------------------------------------
+BATCH = "triton (batch)"  # the implementation name of a one-launch batch
+_batch_off: list[str] = []  # why one-launch batches are off for the process (a launch raised)
+
+
+def _batch_reason(flags: Flags, logits, boxes, masks, geometries: Sequence[Geometry]) -> str | None:
+    """Why this batch cannot take one launch per kernel (None: it can)."""
+    if _batch_off:
+        return _batch_off[0]
+    best = next((v for v in dispatch.explain(OP, flags) if v.available), None)
+    if best is None or best.implementation.name != TRITON:
+        return "the Triton path is not this process's best postprocessing"
+    if any(g != geometries[0] for g in geometries[1:]):
+        return "the images' geometries differ (frame size or resize mode); one launch takes one geometry"
+    return INPUT_PRECONDITIONS[TRITON](logits[0], boxes[0], masks[0], geometries[0])
+
+
+def postprocess_batch(
+    logits: torch.Tensor,
+    boxes_cxcywh: torch.Tensor,
+    mask_logits: torch.Tensor,
+    geometries: Sequence[Geometry],
+    *,
+    threshold: float = 0.4,
+    max_detections: int = 300,
+    class_mapping: np.ndarray | None = None,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    flags: Flags | None = None,
+) -> list[tuple[sv.Detections, str]]:
+    """A batched engine's outputs -> (detections, implementation used) per image, in batch order.
+
+    ``logits`` (B, Q, C), ``boxes_cxcywh`` (B, Q, 4), ``mask_logits`` (B, Q,
+    Hm, Wm); ``geometries``: one per image. On the Triton path, images of one
+    geometry (a video's frames) take one launch per kernel for the whole
+    batch (implementation ``"triton (batch)"``); otherwise, and when the
+    batch's runs overflow the buffer, each image goes through
+    :func:`postprocess`, with the reason logged once. Either way each
+    image's answer equals :func:`postprocess` on that image alone.
+
+    >>> import torch
+    >>> from inference_accel.preprocess.geometry import plan_geometry
+    >>> logits = torch.full((2, 2, 3), -9.0); logits[:, 0, 1] = 3.0
+    >>> boxes = torch.full((2, 2, 4), 0.5)
+    >>> masks = -torch.ones(2, 2, 4, 4); masks[1, 0, :2, :2] = 2.0
+    >>> out = postprocess_batch(logits, boxes, masks, [plan_geometry((8, 8), (16, 16))] * 2, flags=Flags())
+    >>> [(used, det.mask.area.tolist()) for det, used in out]
+    [('cpu', [0]), ('cpu', [16])]
+    """
+    from inference_accel.postprocess.triton_launch import RunsOverflow, default_postprocessor
+
+    named = {"logits": logits, "boxes_cxcywh": boxes_cxcywh, "mask_logits": mask_logits}
+    for name, tensor, ndim in zip(named, named.values(), (3, 3, 4)):
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim != ndim:
+            got = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise InvalidArgumentError(f"{name} must be a batch, a {ndim}-d tensor (B, ...), got {got}")
+    sizes = [int(t.shape[0]) for t in named.values()]
+    geometries = list(geometries)
+    if len(set(sizes + [len(geometries)])) != 1:
+        raise InvalidArgumentError(
+            f"logits, boxes_cxcywh, mask_logits and geometries must hold the same number of images, got "
+            f"{sizes[0]}, {sizes[1]}, {sizes[2]}, {len(geometries)}"
+        )
+    kw = {}
+    for image, geometry in enumerate(geometries):
+        kw = check_arguments(
+            logits[image], boxes_cxcywh[image], mask_logits[image], geometry,
+            threshold=threshold, max_detections=max_detections, class_mapping=class_mapping,
+            num_classes=num_classes, class_names=class_names,
+        )
+    flags = read_flags() if flags is None else flags
+    reason = _batch_reason(flags, logits, boxes_cxcywh, mask_logits, geometries) if geometries else None
+    if reason is None and len(geometries) > 1:
+        try:
+            detections = default_postprocessor().run_batch(
+                logits, boxes_cxcywh, mask_logits, geometries[0], geometries[0].frame_hw, **kw
+            )
+            return [(det, BATCH) for det in detections]
+        except RunsOverflow:
+            reason = "the batch's runs overflow the buffer's capacity"
+            _count_fallback(f"{BATCH}: run buffer overflow")
+        except FlagValueError:
+            raise
+        except Exception as exc:  # the per-image path finds out whether Triton itself is broken
+            reason = f"the one-launch batch raised {type(exc).__name__}: {exc}"
+            _batch_off.append(reason)
+    if reason is not None and len(geometries) > 1:
+        dispatch.warn_once(f"{OP}:batch:{reason}", f"{OP}: one launch per image for this batch ({reason})")
+    return [
+        postprocess(
+            logits[image], boxes_cxcywh[image], mask_logits[image], geometry,
+            flags=flags, **kw,
+        )
+        for image, geometry in enumerate(geometries)
+    ]
 
 def describe(flags: Flags | None = None) -> list[dispatch.Verdict]:
     """Every postprocessing implementation with why it is unavailable (for ``doctor``)."""

@@ -4,12 +4,19 @@
 sized once and reused (grown only when a bigger image, query count or
 detection count arrives):
 
-- scratch: scores (Q*C float32), ranks (Q*C int32), per-(detection, column)
-  run counts and their inclusive prefix sum (max_det x out_w int32 each);
+- scratch: scores (B*Q*C float32), ranks (B*Q*C int32), per-(image,
+  detection, column) run counts and their inclusive prefix sum (B x max_det
+  x out_w int32 each);
 - the **packet**, one int32 buffer the host copies back in a single
-  device-to-host copy: a header (detection count, overflow flag, total runs),
-  per-detection (query, class), (score, x1, y1, x2, y2) as float32 bits,
-  output bounds, run ranges, then ``capacity`` runs of (x, y_start, y_stop).
+  device-to-host copy: a header (overflow flag, total runs), one detection
+  count per image, per-detection (query, class), (score, x1, y1, x2, y2) as
+  float32 bits, output bounds, run ranges, then ``capacity`` runs of (x,
+  y_start, y_stop) shared by the batch's images.
+
+:meth:`TritonPostprocessor.launch_batch` postprocesses B images of one
+geometry (a batched engine's outputs) with one launch of each kernel, whose
+last grid axis is the image; :meth:`finish_batch` gives one ``sv.Detections``
+per image. :meth:`launch` / :meth:`finish` are the batch of one.
 
 :meth:`TritonPostprocessor.launch` enqueues everything on torch's current
 stream (``torch.sigmoid``, two selection launches, bounds, run count,
@@ -67,16 +74,21 @@ def device_arith(device: torch.device) -> int | None:
 
 @dataclass
 class _Layout:
-    """Word offsets of the packet's fields for one (max_det, capacity)."""
+    """Word offsets of the packet's fields for one (max_det, capacity, batch).
+
+    Every per-detection field holds ``batch * max_det`` rows, image after image.
+    """
 
     max_det: int
     capacity: int
+    batch: int = 1
 
     def __post_init__(self) -> None:
         from inference_accel.kernels.postprocess import HEADER_WORDS
 
-        d = self.max_det
-        self.det_i = HEADER_WORDS
+        d = self.max_det * self.batch
+        self.counts = HEADER_WORDS
+        self.det_i = self.counts + self.batch
         self.det_f = self.det_i + 2 * d
         self.bounds = self.det_f + 5 * d
         self.range_start = self.bounds + 4 * d
@@ -87,7 +99,7 @@ class _Layout:
 
 @dataclass
 class Pending:
-    """A launched frame: what :meth:`TritonPostprocessor.finish` needs."""
+    """A launched batch (of one frame, or of B): what :meth:`TritonPostprocessor.finish_batch` needs."""
 
     packet: torch.Tensor
     layout: _Layout
@@ -176,6 +188,20 @@ class TritonPostprocessor:
         mask_logits: torch.Tensor,
         geometry: Geometry | None,
         frame_hw: tuple[int, int],
+        **kw,
+    ) -> Pending:
+        """Enqueue one image, (Q, C), (Q, 4), (Q, Hm, Wm): the batch of one (see :meth:`launch_batch`)."""
+        return self.launch_batch(
+            logits.unsqueeze(0), boxes_cxcywh.unsqueeze(0), mask_logits.unsqueeze(0), geometry, frame_hw, **kw
+        )
+
+    def launch_batch(
+        self,
+        logits: torch.Tensor,
+        boxes_cxcywh: torch.Tensor,
+        mask_logits: torch.Tensor,
+        geometry: Geometry | None,
+        frame_hw: tuple[int, int],
         *,
         threshold: float = 0.4,
         max_detections: int = 300,
@@ -185,10 +211,14 @@ class TritonPostprocessor:
         arith: int | None = None,
         record_event: bool = True,
     ) -> Pending:
-        """Enqueue one image; nothing is read back (see :meth:`finish`).
+        """Enqueue B images of one geometry, one launch per kernel; nothing is read back (see :meth:`finish_batch`).
 
-        ``record_event=False`` (CUDA-graph capture): no event is recorded
-        behind the device-to-host copy; the caller synchronises itself.
+        ``logits`` (B, Q, C), ``boxes_cxcywh`` (B, Q, 4), ``mask_logits``
+        (B, Q, Hm, Wm): a batched engine's outputs. Every image maps to a
+        frame of ``frame_hw`` through ``geometry``. The images share room
+        for ``B * capacity`` runs (one image may take more than its share). ``record_event=False`` (CUDA-graph
+        capture): no event is recorded behind the device-to-host copy; the
+        caller synchronises itself.
         """
         import triton
 
@@ -199,7 +229,7 @@ class TritonPostprocessor:
             arith = device_arith(device)
             if arith is None:
                 raise RuntimeError("torch's CPU bilinear arithmetic matches no known order")
-        nq, nc = int(logits.shape[0]), int(logits.shape[1])
+        batch, nq, nc = (int(n) for n in logits.shape)
         qc = nq * nc
         fh, fw = int(frame_hw[0]), int(frame_hw[1])
         max_det = max(1, min(int(max_detections), nq))
@@ -211,28 +241,37 @@ class TritonPostprocessor:
         ty0, ty1, wy0, wy1 = self.tables(device, r1 - r0, oh, arith)
         tx0, tx1, wx0, wx1 = self.tables(device, c1 - c0, ow, arith)
         cmap = self.class_map(device, nc, class_mapping, num_classes)
-        layout = _Layout(max_det, self.capacity)
+        capacity = self.capacity * batch  # the batch's images share their runs' room
+        layout = _Layout(max_det, capacity, batch)
+        rows = batch * max_det  # (image, detection) rows of the per-detection buffers
 
-        prob = self._buffer(device, "prob", qc, torch.float32)
-        rank = self._buffer(device, "rank", qc, torch.int32)
-        counts = self._buffer(device, "counts", max_det * ow, torch.int32)
-        incl = self._buffer(device, "incl", max_det * ow, torch.int32)
+        prob = self._buffer(device, "prob", batch * qc, torch.float32)
+        rank = self._buffer(device, "rank", batch * qc, torch.int32)
+        counts = self._buffer(device, "counts", rows * ow, torch.int32)
+        incl = self._buffer(device, "incl", rows * ow, torch.int32)
         packet = self._buffer(device, "packet", layout.words, torch.int32)
         header = packet[: k.HEADER_WORDS]
         # The kernels write separate buffers, copied into the packet at the
         # end: Triton's interpreter copies each pointer argument's storage in
         # and out, so views of one buffer passed as two arguments clobber
         # each other there.
-        count = self._buffer(device, "count", 1, torch.int32)
-        det_i = self._buffer(device, "det_i", 2 * max_det, torch.int32)
-        det_f = self._buffer(device, "det_f", 5 * max_det, torch.float32)
-        bounds = self._buffer(device, "bounds", 4 * max_det, torch.int32)
-        runs_buf = self._buffer(device, "runs", 3 * (self.capacity + 1), torch.int32)
+        count = self._buffer(device, "count", batch, torch.int32)
+        det_i = self._buffer(device, "det_i", 2 * rows, torch.int32)
+        det_f = self._buffer(device, "det_f", 5 * rows, torch.float32)
+        bounds = self._buffer(device, "bounds", 4 * rows, torch.int32)
+        runs_buf = self._buffer(device, "runs", 3 * (capacity + 1), torch.int32)
 
-        flat_logits = logits.reshape(-1)
+        flat_logits = logits.reshape(batch, qc)
         if flat_logits.dtype != torch.float32:
             flat_logits = flat_logits.float()
-        torch.sigmoid(flat_logits, out=prob)
+        if device.type == "cuda":
+            torch.sigmoid(flat_logits, out=prob.view(batch, qc))  # elementwise on CUDA: one call for the batch
+        else:
+            # torch's CPU sigmoid computes a vectorised body and a scalar tail,
+            # which may differ by an ulp: image by image, as the per-image
+            # reference calls it.
+            for image in range(batch):
+                torch.sigmoid(flat_logits[image], out=prob[image * qc : (image + 1) * qc])
         boxes = boxes_cxcywh
         if boxes.dtype != torch.float32 or not boxes.is_contiguous():
             boxes = boxes.float().contiguous()
@@ -248,7 +287,7 @@ class TritonPostprocessor:
             kx, ky = (float(np.float32(scale)) for scale in geometry.content_scale)
             geo = (0, iw, ih, x0, y0, kx, ky)
         map_len = int(cmap.numel())
-        sel_grid = (triton.cdiv(qc, k.SEL_BLOCK),)
+        sel_grid = (triton.cdiv(qc, k.SEL_BLOCK), batch)
         k.SELECT_RANK.launch(
             sel_grid,
             prob_ptr=prob, map_ptr=cmap, rank_ptr=rank,
@@ -259,17 +298,18 @@ class TritonPostprocessor:
             sel_grid,
             rank_ptr=rank, prob_ptr=prob, map_ptr=cmap, boxes_ptr=boxes,
             count_ptr=count, det_i_ptr=det_i, det_f_ptr=det_f,
-            qc=qc, num_classes=nc, max_det=max_det, map_len=map_len,
+            qc=qc, num_classes=nc, num_queries=nq, max_det=max_det, map_len=map_len,
             stretch=geo[0], frame_w=fw, frame_h=fh,
             in_w=geo[1], in_h=geo[2], content_x0=geo[3], content_y0=geo[4], kx=geo[5], ky=geo[6],
             BLOCK=k.SEL_BLOCK,
         )
         window = dict(
             masks_ptr=masks, count_ptr=count, det_i_ptr=det_i,
-            sm_q=masks.stride(0), sm_h=masks.stride(1), sm_w=masks.stride(2), win_r0=r0, win_c0=c0,
+            sm_b=masks.stride(0), sm_q=masks.stride(1), sm_h=masks.stride(2), sm_w=masks.stride(3),
+            max_det=max_det, win_r0=r0, win_c0=c0,
         )
         k.MASK_BOUNDS.launch(
-            (max_det,),
+            (max_det, batch),
             **window,
             ty0_ptr=ty0, ty1_ptr=ty1, tx0_ptr=tx0, tx1_ptr=tx1, bounds_ptr=bounds,
             win_h=r1 - r0, win_w=c1 - c0, out_h=oh, out_w=ow,
@@ -286,29 +326,29 @@ class TritonPostprocessor:
             ty0_ptr=ty0, ty1_ptr=ty1, wy0_ptr=wy0, wy1_ptr=wy1,
             tx0_ptr=tx0, tx1_ptr=tx1, wx0_ptr=wx0, wx1_ptr=wx1,
             counts_ptr=counts, incl_ptr=incl, runs_ptr=runs_buf,
-            out_w=ow, frame_top=top, frame_left=left, capacity=self.capacity,
+            out_w=ow, frame_top=top, frame_left=left, capacity=capacity,
             # torch CUDA copies a window that is not resized (its CPU kernel interpolates).
             copy_input=int(arith == k.ARITH_CUDA and (r1 - r0, c1 - c0) == (oh, ow)),
             ARITH=arith, BLOCK_R=block_r, BLOCK_C=block_c,
         )
-        runs_grid = (triton.cdiv(ow, block_c), max_det)
+        runs_grid = (triton.cdiv(ow, block_c), max_det, batch)
         k.MASK_RUNS.launch(runs_grid, **runs, EMIT=False)
         torch.cumsum(counts, 0, dtype=torch.int32, out=incl)
         k.MASK_RUNS.launch(runs_grid, **runs, EMIT=True)
-        per_det_counts = counts.view(max_det, ow)
-        per_det_incl = incl.view(max_det, ow)
+        per_det_counts = counts.view(rows, ow)
+        per_det_incl = incl.view(rows, ow)
         torch.sub(
             per_det_incl[:, 0], per_det_counts[:, 0],
             out=packet[layout.range_start : layout.range_end],
         )
         packet[layout.range_end : layout.runs].copy_(per_det_incl[:, ow - 1])
-        header[k.HDR_COUNT : k.HDR_COUNT + 1].copy_(count)
+        packet[layout.counts : layout.det_i].copy_(count)
         packet[layout.det_i : layout.det_f].copy_(det_i)
         packet[layout.det_f : layout.bounds].view(torch.float32).copy_(det_f)
         packet[layout.bounds : layout.range_start].copy_(bounds)
-        packet[layout.runs : layout.words].copy_(runs_buf[: 3 * self.capacity])
+        packet[layout.runs : layout.words].copy_(runs_buf[: 3 * capacity])
         header[k.HDR_TOTAL : k.HDR_TOTAL + 1].copy_(incl[-1:])
-        torch.gt(incl[-1:], self.capacity, out=header[k.HDR_OVERFLOW : k.HDR_OVERFLOW + 1])
+        torch.gt(incl[-1:], capacity, out=header[k.HDR_OVERFLOW : k.HDR_OVERFLOW + 1])
         pending = Pending(packet, layout, (fh, fw), class_names)
         if device.type == "cuda":
             host = self._host.get(str(device))
@@ -325,7 +365,15 @@ class TritonPostprocessor:
 
     # -- finish -----------------------------------------------------------------
     def finish(self, pending: Pending) -> sv.Detections:
-        """Wait for the copy and build ``sv.Detections`` (CompactMask masks)."""
+        """Wait for the copy and build the one image's ``sv.Detections`` (CompactMask masks)."""
+        (detections,) = self.finish_batch(pending)
+        return detections
+
+    def finish_batch(self, pending: Pending) -> list[sv.Detections]:
+        """Wait for the copy and build each image's ``sv.Detections`` (CompactMask masks), in batch order.
+
+        Raises :class:`RunsOverflow` when the batch's runs overflowed the capacity.
+        """
         from inference_accel.kernels import postprocess as k
 
         if pending.event is not None:
@@ -333,31 +381,43 @@ class TritonPostprocessor:
         words = pending.packet.numpy() if pending.packet.device.type == "cpu" else pending.packet.cpu().numpy()
         words = np.array(words, copy=True)
         lay = pending.layout
-        count = int(words[k.HDR_COUNT])
         total = int(words[k.HDR_TOTAL])
         if int(words[k.HDR_OVERFLOW]) or total > lay.capacity:
             raise RunsOverflow(f"{total} runs exceed the capacity of {lay.capacity}")
-        det_i = words[lay.det_i : lay.det_f].reshape(lay.max_det, 2)[:count]
-        det_f = words[lay.det_f : lay.bounds].view(np.float32).reshape(lay.max_det, 5)[:count]
-        starts = words[lay.range_start : lay.range_end][:count]
-        ends = words[lay.range_end : lay.runs][:count]
+        rows = lay.batch * lay.max_det
+        det_i = words[lay.det_i : lay.det_f].reshape(lay.batch, lay.max_det, 2)
+        det_f = words[lay.det_f : lay.bounds].view(np.float32).reshape(lay.batch, lay.max_det, 5)
+        starts = words[lay.range_start : lay.range_end].reshape(lay.batch, lay.max_det)
+        ends = words[lay.range_end : lay.range_end + rows].reshape(lay.batch, lay.max_det)
         runs = words[lay.runs : lay.runs + 3 * max(total, 0)].reshape(-1, 3)
-        crops = [
-            intervals_to_crop_runs(runs[s:e, 0], runs[s:e, 1], runs[s:e, 2]) for s, e in zip(starts, ends)
-        ]
-        selection = Selection(
-            query=torch.from_numpy(det_i[:, 0].astype(np.int64)),
-            class_id=torch.from_numpy(det_i[:, 1].astype(np.int64)),
-            confidence=torch.from_numpy(det_f[:, 0].copy()),
-            xyxy=torch.from_numpy(det_f[:, 1:5].copy()),
-        )
-        mask = build_compact_mask(crops, pending.frame_hw)
-        return selection_to_detections(selection, mask, pending.class_names)
+        results = []
+        for image in range(lay.batch):
+            count = int(words[lay.counts + image])
+            crops = [
+                intervals_to_crop_runs(runs[s:e, 0], runs[s:e, 1], runs[s:e, 2])
+                for s, e in zip(starts[image, :count], ends[image, :count])
+            ]
+            selection = Selection(
+                query=torch.from_numpy(det_i[image, :count, 0].astype(np.int64)),
+                class_id=torch.from_numpy(det_i[image, :count, 1].astype(np.int64)),
+                confidence=torch.from_numpy(det_f[image, :count, 0].copy()),
+                xyxy=torch.from_numpy(det_f[image, :count, 1:5].copy()),
+            )
+            mask = build_compact_mask(crops, pending.frame_hw)
+            results.append(selection_to_detections(selection, mask, pending.class_names))
+        return results
 
     def __call__(self, *args, **kwargs) -> sv.Detections:
+        """Launch and finish one image (thread-safe)."""
         with self.lock:
             pending = self.launch(*args, **kwargs)
             return self.finish(pending)
+
+    def run_batch(self, *args, **kwargs) -> list[sv.Detections]:
+        """Launch and finish a batch (thread-safe): the arguments of :meth:`launch_batch`."""
+        with self.lock:
+            pending = self.launch_batch(*args, **kwargs)
+            return self.finish_batch(pending)
 
 
 _default: TritonPostprocessor | None = None
