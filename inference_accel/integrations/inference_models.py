@@ -346,10 +346,16 @@ class AcceleratedRFDetrSegMixin:
         normalization = from_stock_config(
             network_input.scaling_factor, network_input.normalization, network_input.color_mode, color
         )
-        batch = torch.empty((len(prepared), 3, target.height, target.width), dtype=torch.float32)
-        metadata = []
-        for index, (image, original, crop_offset) in enumerate(prepared):
-            preprocess_into(image, batch, index, mode="stretch", normalization=normalization)
+        device = self._accel_preprocess_device()
+        batch = torch.empty((len(prepared), 3, target.height, target.width), dtype=torch.float32, device=device)
+        metadata, paths = [], set()
+        stream = getattr(self, "_pre_process_stream", None) if device.type == "cuda" else None
+        with st.use_cuda_stream(stream):  # stock's pre-processing stream (None: the current one)
+            for index, (image, original, crop_offset) in enumerate(prepared):
+                _, path = preprocess_into(image, batch, index, mode="stretch", normalization=normalization)
+                paths.add(path)
+        _note(self, "pre_process_path", ", ".join(sorted(paths)) or "none", None)
+        for image, original, crop_offset in prepared:
             after = st.ImageDimensions(width=image.shape[1], height=image.shape[0])
             metadata.append(
                 st.PreProcessingMetadata(
@@ -367,9 +373,31 @@ class AcceleratedRFDetrSegMixin:
             )
         return self._accel_to_device(batch, metadata)
 
+    def _accel_preprocess_device(self) -> torch.device:
+        """Where our preprocessing writes the batch: the model's CUDA device through the Triton kernel, else the CPU.
+
+        On a CUDA model whose Triton preprocessing is available the frames
+        go up as uint8 and the kernel writes the float batch on the device
+        (the same bytes the CPU paths write: both equal Pillow's), instead of
+        a float32 batch made on the CPU and uploaded.
+        """
+        if self._device.type != "cuda":
+            return torch.device("cpu")
+        from inference_accel.preprocess import api as pre_api
+
+        verdicts = {v.implementation.name: v.reason for v in pre_api.describe(read_flags())}
+        if verdicts.get(pre_api.TRITON, "not registered") is not None:
+            return torch.device("cpu")
+        return self._device
+
     def _accel_to_device(self, batch: torch.Tensor, metadata: list):
-        """Move the CPU batch to the model's device on its pre-processing stream, as the stock classes do."""
-        if self._device.type != "cpu":
+        """Move the CPU batch to the model's device on its pre-processing stream, as the stock classes do
+        (a batch already there only waits for that stream)."""
+        if batch.device.type != "cpu":
+            stream = getattr(self, "_pre_process_stream", None)
+            if stream is not None:
+                stream.synchronize()
+        elif self._device.type != "cpu":
             stream = self._pre_process_stream
             with _stock().use_cuda_stream(stream):
                 batch = batch.to(device=self._device).contiguous()

@@ -53,4 +53,55 @@ def test_end_to_end_call(nano, frames):
     stock, accelerated = nano
     frame = frames["1080p"][1]
     assert_same_detections(stock(frame, mask_format="rle"), accelerated(frame, mask_format="rle"))
-    assert accelerated.acceleration == {"pre_process": ("inference_accel", None), "post_process": ("inference_accel", None)}
+    from inference_accel.preprocess.native import native_reason
+
+    cpu_path = "native" if native_reason() is None else "cpu"  # the compiled helper, else numpy
+    assert accelerated.acceleration == {
+        "pre_process": ("inference_accel", None),
+        "pre_process_path": (cpu_path, None),
+        "post_process": ("inference_accel", None),
+    }
+
+
+def test_preprocessing_through_the_triton_kernel_is_bit_exact(nano, frames):
+    """What a CUDA model runs (the kernel writes the batch on the device), here under Triton's interpreter.
+
+    The Triton gate is forced on, as on a GPU; the interpreter takes CPU tensors.
+    """
+    import os
+
+    from inference_accel import dispatch
+    from inference_accel.preprocess import api as pre_api
+
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("the Triton interpreter is off (--device cuda): on a GPU the CUDA model's own test runs it")
+    stock, accelerated = nano
+    dispatch.register(dispatch.Implementation(pre_api.OP, pre_api.TRITON, 20, lambda flags: None))
+    try:
+        for size in ("312p", "portrait"):
+            frame = frames[size][0]
+            assert_same_inputs(stock.pre_process(frame), accelerated.pre_process(frame))
+            assert accelerated.acceleration["pre_process_path"] == ("triton", None)
+    finally:
+        dispatch.register(dispatch.Implementation(pre_api.OP, pre_api.TRITON, 20, pre_api._check_triton))  # noqa: SLF001
+
+
+@pytest.mark.parametrize("triton_reason,expected", [(None, "cuda:0"), ("torch.cuda is not available", "cpu")])
+def test_a_cuda_model_preprocesses_on_its_device_when_the_kernel_can(monkeypatch, triton_reason, expected):
+    """The device choice alone (no GPU needed): the model's CUDA device when the Triton path is available."""
+    import types
+
+    import torch
+
+    from inference_accel import dispatch
+    from inference_accel.integrations.inference_models import AcceleratedRFDetrSegMixin
+    from inference_accel.preprocess import api as pre_api
+
+    dispatch.register(dispatch.Implementation(pre_api.OP, pre_api.TRITON, 20, lambda flags: triton_reason))
+    try:
+        model = types.SimpleNamespace(_device=torch.device("cuda:0"))
+        assert str(AcceleratedRFDetrSegMixin._accel_preprocess_device(model)) == expected  # noqa: SLF001
+        model = types.SimpleNamespace(_device=torch.device("cpu"))
+        assert str(AcceleratedRFDetrSegMixin._accel_preprocess_device(model)) == "cpu"  # noqa: SLF001
+    finally:
+        dispatch.register(dispatch.Implementation(pre_api.OP, pre_api.TRITON, 20, pre_api._check_triton))  # noqa: SLF001
