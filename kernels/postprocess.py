@@ -32,6 +32,19 @@ packet back at the end.
    sort; the prefix sum runs over the whole batch, so the images share one
    run buffer.
 
+The run kernel has two mask semantics (``MODE``): rfdetr's ``F.interpolate``
+bilinear (``MODE_RFDETR``, the arithmetics below) and inference-models'
+stock ``torchvision resize(BILINEAR, antialias=True)`` (``MODE_STOCK``), in
+torch CUDA's order of ``upsample_gen2d_aa_out_frame`` (1 to ``STOCK_TAPS``
+taps per axis, ``v * w`` then one FMA per further tap, rows then columns;
+read from its source and SASS in
+``inference_accel.postprocess.stock_cuda_model``). Stock masks of
+detections chosen by the stock selection come from the bounds and run
+kernels alone (``TritonPostprocessor.launch_masks_batch``): the same fixed
+buffers, so the stock mask stage can be captured too. NOT VERIFIED ON A GPU:
+under the interpreter the FMAs are emulated exactly (``ARITH_CPU_FMA``) and
+every pixel equals that numpy model (``tests/test_postprocess_stock_runs.py``).
+
 Float arithmetic. Pixel parity is with the reference on the *same device*,
 so the bilinear arithmetic is a compile-time choice (``ARITH``):
 
@@ -79,6 +92,14 @@ ARITH_CPU_FMA = 0
 ARITH_CPU_PLAIN = 1
 ARITH_CUDA = 2
 ARITHS = (ARITH_CPU_FMA, ARITH_CPU_PLAIN, ARITH_CUDA)
+
+# Mask semantics of the run kernel (``MODE``): rfdetr's ``F.interpolate``
+# bilinear (two taps per axis), or inference-models' stock
+# ``torchvision resize(BILINEAR, antialias=True)`` as torch CUDA computes it
+# (1..STOCK_TAPS taps per axis, ``inference_accel.postprocess.stock_cuda_model``).
+MODE_RFDETR = 0
+MODE_STOCK = 1
+STOCK_TAPS = 3
 
 # Limits (checked by the launcher before launching).
 MAX_SIDE = 8192  # output frame side; int32 coordinates, 14-step binary search
@@ -337,8 +358,9 @@ def mask_bounds_kernel(
     # int32 (B,): detection counts; int32 (B, max_det, 2): (query, class).
     count_ptr,
     det_i_ptr,
-    # Tap tables of the upsampled window, int32: (out_h,) first and second
-    # source row of each output row; (out_w,) the same for columns.
+    # Tap tables of the upsampled window, int32: (out_h,) first and last
+    # source row each output row reads (rfdetr: its two taps; stock: its
+    # window's ends), non-decreasing; (out_w,) the same for columns.
     ty0_ptr, ty1_ptr, tx0_ptr, tx1_ptr,
     # Output, int32 (B, max_det, 4): (row_lo, row_hi, col_lo, col_hi), half-open,
     # in window-output coordinates; empty (0, 0, 0, 0) when nothing can be positive.
@@ -461,6 +483,73 @@ def _positive_rows(
     return (value > 0.0) & ok
 
 
+@triton.jit
+def _stock_fma(v, w, acc, EXACT_FMA: tl.constexpr):
+    """Stock mode's ``fma(v, w, acc)``: the hardware FFMA, or (``EXACT_FMA``, the
+    interpreter, whose ``tl.fma`` is unfused) the same correctly rounded value emulated."""
+    if EXACT_FMA:
+        return _fma_exact(v, w, acc)
+    else:
+        return tl.fma(v, w, acc)
+
+
+@triton.jit
+def stock_value(
+    base, sm_h, sm_w, rows, fy, ly, row_ok, cols, fx, lx, col_ok, wy_ptr, wx_ptr,
+    EXACT_FMA: tl.constexpr, TAPS: tl.constexpr,
+):
+    """(rows x columns) float32: torch CUDA's antialiased value, and the first tap's logit.
+
+    Per output pixel, the order of ``upsample_gen2d_aa_out_frame``: for each
+    tap row ``r``, ``h_r = v[r, fx] * wx_0`` then ``h_r = fma(v[r, fx + j],
+    wx_j, h_r)``; then ``out = h_0 * wy_0``, ``out = fma(h_k, wy_k, out)``.
+    A window is ``first .. last`` (``fy..ly`` per row, ``fx..lx`` per
+    column); taps past its last are not read, zero-weight taps inside it
+    are multiplied (``0 * inf = NaN``), as on the GPU. Weights are
+    ``(out, TAPS)`` row-major tables. Shared by the dense stock kernel
+    (``kernels/stock_masks.py``) and the run kernel's stock mode.
+    """
+    value = tl.zeros([rows.shape[0], cols.shape[0]], dtype=tl.float32)
+    first = tl.zeros([rows.shape[0], cols.shape[0]], dtype=tl.float32)
+    for jy in tl.static_range(TAPS):
+        live_y = row_ok & (fy + jy <= ly)
+        wy = tl.load(wy_ptr + rows * TAPS + jy, mask=live_y, other=0.0)
+        row_ptr = base + (fy + jy)[:, None] * sm_h
+        h = tl.zeros([rows.shape[0], cols.shape[0]], dtype=tl.float32)
+        for jx in tl.static_range(TAPS):
+            live_x = col_ok & (fx + jx <= lx)
+            wx = tl.load(wx_ptr + cols * TAPS + jx, mask=live_x, other=0.0)
+            live = live_y[:, None] & live_x[None, :]
+            v = tl.load(row_ptr + (fx + jx)[None, :] * sm_w, mask=live, other=0.0).to(tl.float32)
+            if jx == 0:
+                h = v * wx[None, :]
+                if jy == 0:
+                    first = v
+            else:
+                h = tl.where(live_x[None, :], _stock_fma(v, wx[None, :], h, EXACT_FMA), h)
+        if jy == 0:
+            value = h * wy[:, None]
+        else:
+            value = tl.where(live_y[:, None], _stock_fma(h, wy[:, None], value, EXACT_FMA), value)
+    return value, first
+
+
+@triton.jit
+def _stock_positive_rows(
+    base, sm_h, sm_w, rows, row_ok, cols, fx, lx, wx_ptr, ty_first_ptr, ty_last_ptr, wy_ptr, copy_input,
+    EXACT_FMA: tl.constexpr, TAPS: tl.constexpr,
+):
+    """(rows x columns) bool: the stock value > 0 (``copy_input``: the first tap itself); ``fx`` is -1
+    on columns outside the bounds."""
+    fy = tl.load(ty_first_ptr + rows, mask=row_ok, other=0)
+    ly = tl.load(ty_last_ptr + rows, mask=row_ok, other=-1)
+    col_ok = fx >= 0
+    value, first = stock_value(base, sm_h, sm_w, rows, fy, ly, row_ok, cols, fx, lx, col_ok, wy_ptr, wx_ptr,
+                               EXACT_FMA, TAPS)
+    value = tl.where(copy_input != 0, first, value)
+    return (value > 0.0) & row_ok[:, None] & col_ok[None, :]
+
+
 MASK_RUNS = KernelContract(
     "mask_runs",
     (
@@ -477,10 +566,12 @@ MASK_RUNS = KernelContract(
             "frame_top", "frame_left", "capacity", "copy_input",
         ),
         constexpr("EMIT", False, True),
+        constexpr("MODE", MODE_RFDETR, MODE_STOCK),
         # A GPU runs torch's CUDA arithmetic; the CPU ones run under the interpreter only.
         constexpr("ARITH", ARITH_CUDA, interpreter=(ARITH_CPU_FMA, ARITH_CPU_PLAIN)),
         constexpr("BLOCK_R", RUNS_BLOCK_R, interpreter=(INTERPRETER_RUNS_BLOCK,)),
         constexpr("BLOCK_C", RUNS_BLOCK_C, interpreter=(INTERPRETER_RUNS_BLOCK,)),
+        constexpr("TAPS", STOCK_TAPS),
     ),
     num_warps=NUM_WARPS,
 )
@@ -494,7 +585,12 @@ def mask_runs_kernel(
     count_ptr,
     det_i_ptr,
     bounds_ptr,
-    # Tap tables: int32 (out_h,) x2, float32 (out_h,) x2 weights; same for columns.
+    # Tap tables, per output row; the same for columns (tx*, wx*, out_w):
+    # ty0_ptr, ty1_ptr int32 (out_h,): first and last source row read
+    # (rfdetr: its two taps; stock: the window's ends, 1..TAPS taps);
+    # wy0_ptr float32: rfdetr (out_h,) weight of the first tap, stock
+    # (out_h, TAPS) row-major weights, zero past the window;
+    # wy1_ptr float32 (out_h,): rfdetr the second tap's weight; stock: not read.
     ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr,
     tx0_ptr, tx1_ptr, wx0_ptr, wx1_ptr,
     # int32 (B, max_det, out_w) row-major: runs per (image, detection,
@@ -514,10 +610,16 @@ def mask_runs_kernel(
     copy_input,
     # False: count runs per column; True: write them. Two loop bodies.
     EMIT: tl.constexpr,
-    # Bilinear arithmetic of the reference device (see module docstring).
+    # MODE_RFDETR or MODE_STOCK: which resize the mask is (see the tables above).
+    MODE: tl.constexpr,
+    # Bilinear arithmetic of the reference device (see module docstring);
+    # in stock mode it only says how an FMA is evaluated (ARITH_CUDA: the
+    # hardware's; ARITH_CPU_FMA: emulated exactly, the interpreter).
     ARITH: tl.constexpr,
     BLOCK_R: tl.constexpr,
     BLOCK_C: tl.constexpr,
+    # Stock mode: taps per axis read for every pixel (past a window's last: masked).
+    TAPS: tl.constexpr,
 ):
     """One program: BLOCK_C consecutive output columns of one detection of one image.
 
@@ -558,16 +660,21 @@ def mask_runs_kernel(
         base = masks_ptr + query.to(tl.int64) * sm_q + win_r0 * sm_h + win_c0 * sm_w
         x0 = tl.where(col_ok, tl.load(tx0_ptr + cols, mask=col_ok, other=0), -1)
         x1 = tl.load(tx1_ptr + cols, mask=col_ok, other=0)
-        wx0 = tl.load(wx0_ptr + cols, mask=col_ok, other=0.0)
-        wx1 = tl.load(wx1_ptr + cols, mask=col_ok, other=0.0)
+        if MODE == 0:
+            wx0 = tl.load(wx0_ptr + cols, mask=col_ok, other=0.0)
+            wx1 = tl.load(wx1_ptr + cols, mask=col_ok, other=0.0)
         # shift[i, j] = 1 where j == i - 1: (shift @ cur)[i] = cur[i - 1].
         r_idx = tl.arange(0, BLOCK_R)
         shift = ((r_idx[:, None] - 1) == r_idx[None, :]).to(tl.float32)
         carry = tl.zeros([BLOCK_C], dtype=tl.float32)  # row above the tile (background above the bounds)
         for i0 in range(r_lo, r_hi + 1, BLOCK_R):
             rows = i0 + r_idx
-            cur = _positive_rows(base, sm_h, sm_w, rows, rows < r_hi, x0, x1, wx0, wx1,
-                                 ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr, copy_input, ARITH)
+            if MODE == 0:
+                cur = _positive_rows(base, sm_h, sm_w, rows, rows < r_hi, x0, x1, wx0, wx1,
+                                     ty0_ptr, ty1_ptr, wy0_ptr, wy1_ptr, copy_input, ARITH)
+            else:
+                cur = _stock_positive_rows(base, sm_h, sm_w, rows, rows < r_hi, cols, x0, x1, wx0_ptr,
+                                           ty0_ptr, ty1_ptr, wy0_ptr, copy_input, ARITH != 2, TAPS)
             cur_f = cur.to(tl.float32)
             prev_f = tl.dot(shift, cur_f, input_precision="ieee")
             prev_f = tl.where(r_idx[:, None] == 0, carry[None, :], prev_f)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from inference_accel.kernels.postprocess import _fma_exact
+from inference_accel.kernels.postprocess import stock_value
 from inference_accel.triton_common import AotVariant, KernelContract, constexpr, pointer, pointers, scalars
 
 # Taps per axis the kernel reads (``stock_cuda_model.KERNEL_TAPS``): an
@@ -57,15 +57,6 @@ BLOCK_C = 64
 INTERPRETER_BLOCK_R = 64
 INTERPRETER_BLOCK_C = 64
 NUM_WARPS = 4
-
-
-@triton.jit
-def _madd(v, w, acc, EXACT_FMA: tl.constexpr):
-    """Correctly rounded float32 ``v * w + acc`` (an FFMA)."""
-    if EXACT_FMA:
-        return _fma_exact(v, w, acc)
-    else:
-        return tl.fma(v, w, acc)
 
 
 STOCK_THRESHOLD = KernelContract(
@@ -138,26 +129,8 @@ def stock_threshold_kernel(
     fx = tl.load(tx_first_ptr + cols, mask=col_ok, other=0)
     cx = tl.load(tx_count_ptr + cols, mask=col_ok, other=0)
     base = logits_ptr + n.to(tl.int64) * s_n
-    out = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32)
-    for jy in tl.static_range(TAPS):
-        live_y = row_ok & (jy < cy)
-        wy = tl.load(wy_ptr + rows * TAPS + jy, mask=live_y, other=0.0)
-        row_ptr = base + (fy + jy)[:, None] * s_h
-        # The horizontal pass of tap row jy: v * w, then fma per further tap.
-        h = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32)
-        for jx in tl.static_range(TAPS):
-            live_x = col_ok & (jx < cx)
-            wx = tl.load(wx_ptr + cols * TAPS + jx, mask=live_x, other=0.0)
-            live = live_y[:, None] & live_x[None, :]
-            v = tl.load(row_ptr + (fx + jx)[None, :] * s_w, mask=live, other=0.0)
-            if jx == 0:
-                h = v * wx[None, :]
-            else:
-                h = tl.where(live_x[None, :], _madd(v, wx[None, :], h, EXACT_FMA), h)
-        if jy == 0:
-            out = h * wy[:, None]
-        else:
-            out = tl.where(live_y[:, None], _madd(h, wy[:, None], out, EXACT_FMA), out)
+    out, _ = stock_value(base, s_h, s_w, rows, fy, fy + cy - 1, row_ok, cols, fx, fx + cx - 1, col_ok, wy_ptr, wx_ptr,
+                         EXACT_FMA, TAPS)
     offset = tl.load(offsets_ptr + n)
     crop_w = x1 - x0
     local = (rows - y0).to(tl.int64)[:, None] * crop_w + (cols - x0)[None, :]

@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from inference_accel import aot
+from inference_accel.postprocess.mask_geometry import MaskPlacement
 from inference_accel.postprocess.stock_triton import threshold_upsampled_triton
 from inference_accel.postprocess.triton_launch import TritonPostprocessor
 from inference_accel.preprocess.geometry import plan_geometry
@@ -97,6 +98,12 @@ def _launch_everything():
     ):
         frame_hw = geometry.frame_hw if geometry is not None else (40, 50)
         post(logits, boxes, masks.to(dtype), geometry, frame_hw, arith=k.ARITH_CUDA)
+    # stock-mode masks (MODE_STOCK) of each mask dtype, on a window placed on a canvas
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        post.finish_masks(post.launch_masks_batch(
+            masks.to(dtype)[None], torch.tensor([[2, 0]], dtype=torch.int32), torch.tensor([2], dtype=torch.int32),
+            MaskPlacement((1, 11), (0, 12), (30, 40), (3, 5)), (40, 50), arith=k.ARITH_CUDA,
+        ))
     # the stock-mask kernel's GPU variant (its tiles, tl.fma): binding only, not pixels
     threshold_upsampled_triton(torch.from_numpy(rng.standard_normal((2, 5, 4)).astype(np.float32)), (23, 17),
                                gpu_variant=True)
@@ -148,7 +155,7 @@ def test_aot_compiles_every_variant_for_five_targets_without_spills(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(report.read_text())
     names = {v.name for c in CONTRACTS for v in c.variants()}
-    assert len(names) == 16
+    assert len(names) == 22
     assert sorted((r["kernel"], r["arch"]) for r in rows) == sorted(
         (n, a) for n in names for a in (87, 89, 90, 86, 120)
     )

@@ -17,6 +17,10 @@ detection count arrives):
 geometry (a batched engine's outputs) with one launch of each kernel, whose
 last grid axis is the image; :meth:`finish_batch` gives one ``sv.Detections``
 per image. :meth:`launch` / :meth:`finish` are the batch of one.
+:meth:`TritonPostprocessor.launch_masks_batch` runs only the mask kernels
+for detections chosen elsewhere (inference-models' stock selection), in
+rfdetr's or the stock mask semantics (``mask_mode``) on a given logit
+window and canvas; :meth:`finish_masks` gives each detection's crop runs.
 
 :meth:`TritonPostprocessor.launch` enqueues everything on torch's current
 stream (``torch.sigmoid``, two selection launches, bounds, run count,
@@ -46,7 +50,7 @@ import numpy as np
 import supervision as sv
 import torch
 
-from inference_accel.postprocess.crop_rle import build_compact_mask, intervals_to_crop_runs
+from inference_accel.postprocess.crop_rle import CropRuns, build_compact_mask, intervals_to_crop_runs
 from inference_accel.postprocess.mask_geometry import MaskPlacement, mask_placement
 from inference_accel.postprocess.reference import selection_to_detections
 from inference_accel.postprocess.selection import Selection
@@ -127,12 +131,33 @@ class TritonPostprocessor:
         self.lock = threading.Lock()
 
     # -- cached device data ----------------------------------------------------
-    def tables(self, device: torch.device, in_size: int, out_size: int, arith: int) -> tuple[torch.Tensor, ...]:
-        """(i0, i1, w0, w1) of one axis on ``device``, in the order of the kernel's ``arith``."""
+    def tables(
+        self, device: torch.device, in_size: int, out_size: int, arith: int, mode: int = 0
+    ) -> tuple[torch.Tensor, ...]:
+        """(i0, i1, w0, w1) of one axis on ``device``, in the order of the kernel's ``arith``.
+
+        Stock mode (``mode=MODE_STOCK``): (first, last, weights (out, TAPS),
+        the same weights again), from ``stock_cuda_model.tap_table``; the axis
+        must pass ``stock_cuda_model.kernel_axis_reason`` (ValueError otherwise).
+        """
         from inference_accel.kernels import postprocess as k
 
-        key = (str(device), in_size, out_size, arith)
+        key = (str(device), in_size, out_size, arith, mode)
         cached = self._tables.get(key)
+        if cached is None and mode == k.MODE_STOCK:
+            from inference_accel.postprocess.stock_cuda_model import tap_table
+
+            t = tap_table(in_size, out_size)
+            if np.any(np.diff(t.first) < 0) or np.any(np.diff(t.last) < 0):  # the bounds search needs both sorted
+                raise ValueError(f"stock tap windows of {in_size} -> {out_size} are not monotone")
+            weights = torch.from_numpy(np.ascontiguousarray(t.weights).reshape(-1).copy()).to(device)
+            cached = (
+                torch.from_numpy(t.first.astype(np.int32)).to(device),
+                torch.from_numpy(t.last.astype(np.int32)).to(device),
+                weights,
+                weights,
+            )
+            self._tables[key] = cached
         if cached is None:
             order = {k.ARITH_CPU_FMA: FMA, k.ARITH_CPU_PLAIN: PLAIN, k.ARITH_CUDA: CUDA}[arith]
             t = axis_table(in_size, out_size, order)
@@ -225,32 +250,16 @@ class TritonPostprocessor:
         from inference_accel.kernels import postprocess as k
 
         device = logits.device
-        if arith is None:
-            arith = device_arith(device)
-            if arith is None:
-                raise RuntimeError("torch's CPU bilinear arithmetic matches no known order")
+        mode, arith = _mode_and_arith(device, "rfdetr", arith)
         batch, nq, nc = (int(n) for n in logits.shape)
         qc = nq * nc
         fh, fw = int(frame_hw[0]), int(frame_hw[1])
         max_det = max(1, min(int(max_detections), nq))
-        placement: MaskPlacement = mask_placement(geometry, mask_logits.shape[-2:], (fh, fw))
-        (r0, r1), (c0, c1) = placement.rows, placement.cols
-        oh, ow = placement.out_hw
-        top, left = placement.top_left
-        vis = (max(0, -top), min(oh, fh - top), max(0, -left), min(ow, fw - left))
-        ty0, ty1, wy0, wy1 = self.tables(device, r1 - r0, oh, arith)
-        tx0, tx1, wx0, wx1 = self.tables(device, c1 - c0, ow, arith)
+        placement = mask_placement(geometry, mask_logits.shape[-2:], (fh, fw))
         cmap = self.class_map(device, nc, class_mapping, num_classes)
-        capacity = self.capacity * batch  # the batch's images share their runs' room
-        layout = _Layout(max_det, capacity, batch)
         rows = batch * max_det  # (image, detection) rows of the per-detection buffers
-
         prob = self._buffer(device, "prob", batch * qc, torch.float32)
         rank = self._buffer(device, "rank", batch * qc, torch.int32)
-        counts = self._buffer(device, "counts", rows * ow, torch.int32)
-        incl = self._buffer(device, "incl", rows * ow, torch.int32)
-        packet = self._buffer(device, "packet", layout.words, torch.int32)
-        header = packet[: k.HEADER_WORDS]
         # The kernels write separate buffers, copied into the packet at the
         # end: Triton's interpreter copies each pointer argument's storage in
         # and out, so views of one buffer passed as two arguments clobber
@@ -258,8 +267,6 @@ class TritonPostprocessor:
         count = self._buffer(device, "count", batch, torch.int32)
         det_i = self._buffer(device, "det_i", 2 * rows, torch.int32)
         det_f = self._buffer(device, "det_f", 5 * rows, torch.float32)
-        bounds = self._buffer(device, "bounds", 4 * rows, torch.int32)
-        runs_buf = self._buffer(device, "runs", 3 * (capacity + 1), torch.int32)
 
         flat_logits = logits.reshape(batch, qc)
         if flat_logits.dtype != torch.float32:
@@ -275,9 +282,6 @@ class TritonPostprocessor:
         boxes = boxes_cxcywh
         if boxes.dtype != torch.float32 or not boxes.is_contiguous():
             boxes = boxes.float().contiguous()
-        masks = mask_logits
-        if triton_type(masks)[1:] not in k.MASK_DTYPES:
-            masks = masks.float()  # what the reference reads; only the contract's dtypes are compiled
         stretch = geometry is None or geometry.is_stretch
         if stretch:
             geo = (1, 0, 0, 0, 0, 1.0, 1.0)
@@ -303,6 +307,97 @@ class TritonPostprocessor:
             in_w=geo[1], in_h=geo[2], content_x0=geo[3], content_y0=geo[4], kx=geo[5], ky=geo[6],
             BLOCK=k.SEL_BLOCK,
         )
+        return self._enqueue_masks(
+            mask_logits, count, det_i, det_f, placement, (fh, fw), mode, arith, max_det, class_names, record_event
+        )
+
+    def launch_masks_batch(
+        self,
+        mask_logits: torch.Tensor,
+        queries: torch.Tensor,
+        counts: torch.Tensor,
+        placement: MaskPlacement,
+        frame_hw: tuple[int, int],
+        *,
+        mask_mode: str = "stock",
+        arith: int | None = None,
+        record_event: bool = True,
+    ) -> Pending:
+        """Enqueue only the masks of detections chosen elsewhere: bounds and runs of B images.
+
+        ``mask_logits`` (B, Q, Hm, Wm); ``queries`` int32 (B, D) on the same
+        device: image b's detections are queries ``queries[b, :counts[b]]``
+        (``counts`` int32 (B,), each <= D); the rest of a row is not read.
+        ``placement``: the logit window, the size it is resized to and where
+        that lands on the ``frame_hw`` canvas (parts outside are cut).
+        ``mask_mode``: ``"stock"`` (inference-models' antialiased resize, torch
+        CUDA's order) or ``"rfdetr"``. Fixed shapes, nothing read back: a
+        warm call allocates nothing and can be captured. :meth:`finish_masks`
+        gives each image's crop runs.
+        """
+        device = mask_logits.device
+        mode, arith = _mode_and_arith(device, mask_mode, arith)
+        batch, max_det = (int(n) for n in queries.shape)
+        if int(mask_logits.shape[0]) != batch or counts.shape != (batch,):
+            raise ValueError(
+                f"queries {tuple(queries.shape)} and counts {tuple(counts.shape)} do not match "
+                f"{batch if int(mask_logits.shape[0]) == batch else int(mask_logits.shape[0])} images of mask logits"
+            )
+        max_det = max(1, max_det)
+        rows = batch * max_det
+        count = self._buffer(device, "count", batch, torch.int32)
+        det_i = self._buffer(device, "det_i", 2 * rows, torch.int32)
+        det_f = self._buffer(device, "det_f", 5 * rows, torch.float32)
+        count.copy_(counts)
+        pairs = det_i.view(batch, max_det, 2)
+        if queries.shape[1]:
+            pairs[:, :, 0].copy_(queries)
+        pairs[:, :, 1].fill_(-1)  # no class: these detections were selected by the caller
+        det_f.fill_(0.0)
+        return self._enqueue_masks(
+            mask_logits, count, det_i, det_f, placement, frame_hw, mode, arith, max_det, None, record_event
+        )
+
+    def _enqueue_masks(
+        self,
+        mask_logits: torch.Tensor,
+        count: torch.Tensor,
+        det_i: torch.Tensor,
+        det_f: torch.Tensor,
+        placement: MaskPlacement,
+        frame_hw: tuple[int, int],
+        mode: int,
+        arith: int,
+        max_det: int,
+        class_names: Sequence[str] | None,
+        record_event: bool,
+    ) -> Pending:
+        """Bounds, run count, prefix sum, run emission, the packet and its one copy to the host."""
+        import triton
+
+        from inference_accel.kernels import postprocess as k
+
+        device = mask_logits.device
+        batch = int(mask_logits.shape[0])
+        fh, fw = int(frame_hw[0]), int(frame_hw[1])
+        (r0, r1), (c0, c1) = placement.rows, placement.cols
+        oh, ow = placement.out_hw
+        top, left = placement.top_left
+        vis = (max(0, -top), min(oh, fh - top), max(0, -left), min(ow, fw - left))
+        ty0, ty1, wy0, wy1 = self.tables(device, r1 - r0, oh, arith, mode)
+        tx0, tx1, wx0, wx1 = self.tables(device, c1 - c0, ow, arith, mode)
+        capacity = self.capacity * batch  # the batch's images share their runs' room
+        layout = _Layout(max_det, capacity, batch)
+        rows = batch * max_det
+        counts = self._buffer(device, "counts", rows * ow, torch.int32)
+        incl = self._buffer(device, "incl", rows * ow, torch.int32)
+        packet = self._buffer(device, "packet", layout.words, torch.int32)
+        header = packet[: k.HEADER_WORDS]
+        bounds = self._buffer(device, "bounds", 4 * rows, torch.int32)
+        runs_buf = self._buffer(device, "runs", 3 * (capacity + 1), torch.int32)
+        masks = mask_logits
+        if triton_type(masks)[1:] not in k.MASK_DTYPES:
+            masks = masks.float()  # what the reference reads; only the contract's dtypes are compiled
         window = dict(
             masks_ptr=masks, count_ptr=count, det_i_ptr=det_i,
             sm_b=masks.stride(0), sm_q=masks.stride(1), sm_h=masks.stride(2), sm_w=masks.stride(3),
@@ -321,15 +416,17 @@ class TritonPostprocessor:
             block_r = block_c = k.INTERPRETER_RUNS_BLOCK
         else:
             block_r, block_c = k.RUNS_BLOCK_R, k.RUNS_BLOCK_C
+        unchanged = (r1 - r0, c1 - c0) == (oh, ow)
         runs = dict(
             **window, bounds_ptr=bounds,
             ty0_ptr=ty0, ty1_ptr=ty1, wy0_ptr=wy0, wy1_ptr=wy1,
             tx0_ptr=tx0, tx1_ptr=tx1, wx0_ptr=wx0, wx1_ptr=wx1,
             counts_ptr=counts, incl_ptr=incl, runs_ptr=runs_buf,
             out_w=ow, frame_top=top, frame_left=left, capacity=capacity,
-            # torch CUDA copies a window that is not resized (its CPU kernel interpolates).
-            copy_input=int(arith == k.ARITH_CUDA and (r1 - r0, c1 - c0) == (oh, ow)),
-            ARITH=arith, BLOCK_R=block_r, BLOCK_C=block_c,
+            # rfdetr: torch CUDA copies a window that is not resized (its CPU
+            # kernel interpolates); stock: torchvision returns the input itself.
+            copy_input=int(unchanged and (mode == k.MODE_STOCK or arith == k.ARITH_CUDA)),
+            MODE=mode, ARITH=arith, BLOCK_R=block_r, BLOCK_C=block_c, TAPS=k.STOCK_TAPS,
         )
         runs_grid = (triton.cdiv(ow, block_c), max_det, batch)
         k.MASK_RUNS.launch(runs_grid, **runs, EMIT=False)
@@ -374,38 +471,25 @@ class TritonPostprocessor:
 
         Raises :class:`RunsOverflow` when the batch's runs overflowed the capacity.
         """
-        from inference_accel.kernels import postprocess as k
-
-        if pending.event is not None:
-            pending.event.synchronize()
-        words = pending.packet.numpy() if pending.packet.device.type == "cpu" else pending.packet.cpu().numpy()
-        words = np.array(words, copy=True)
-        lay = pending.layout
-        total = int(words[k.HDR_TOTAL])
-        if int(words[k.HDR_OVERFLOW]) or total > lay.capacity:
-            raise RunsOverflow(f"{total} runs exceed the capacity of {lay.capacity}")
-        rows = lay.batch * lay.max_det
-        det_i = words[lay.det_i : lay.det_f].reshape(lay.batch, lay.max_det, 2)
-        det_f = words[lay.det_f : lay.bounds].view(np.float32).reshape(lay.batch, lay.max_det, 5)
-        starts = words[lay.range_start : lay.range_end].reshape(lay.batch, lay.max_det)
-        ends = words[lay.range_end : lay.range_end + rows].reshape(lay.batch, lay.max_det)
-        runs = words[lay.runs : lay.runs + 3 * max(total, 0)].reshape(-1, 3)
         results = []
-        for image in range(lay.batch):
-            count = int(words[lay.counts + image])
-            crops = [
-                intervals_to_crop_runs(runs[s:e, 0], runs[s:e, 1], runs[s:e, 2])
-                for s, e in zip(starts[image, :count], ends[image, :count])
-            ]
+        for image in _read_packet(pending):
+            count = image.count
             selection = Selection(
-                query=torch.from_numpy(det_i[image, :count, 0].astype(np.int64)),
-                class_id=torch.from_numpy(det_i[image, :count, 1].astype(np.int64)),
-                confidence=torch.from_numpy(det_f[image, :count, 0].copy()),
-                xyxy=torch.from_numpy(det_f[image, :count, 1:5].copy()),
+                query=torch.from_numpy(image.det_i[:count, 0].astype(np.int64)),
+                class_id=torch.from_numpy(image.det_i[:count, 1].astype(np.int64)),
+                confidence=torch.from_numpy(image.det_f[:count, 0].copy()),
+                xyxy=torch.from_numpy(image.det_f[:count, 1:5].copy()),
             )
-            mask = build_compact_mask(crops, pending.frame_hw)
+            mask = build_compact_mask(image.crops, pending.frame_hw)
             results.append(selection_to_detections(selection, mask, pending.class_names))
         return results
+
+    def finish_masks(self, pending: Pending) -> list[list[CropRuns | None]]:
+        """Wait for a :meth:`launch_masks_batch` copy; per image, each detection's crop runs (None: empty).
+
+        Raises :class:`RunsOverflow` when the batch's runs overflowed the capacity.
+        """
+        return [image.crops for image in _read_packet(pending)]
 
     def __call__(self, *args, **kwargs) -> sv.Detections:
         """Launch and finish one image (thread-safe)."""
@@ -418,6 +502,72 @@ class TritonPostprocessor:
         with self.lock:
             pending = self.launch_batch(*args, **kwargs)
             return self.finish_batch(pending)
+
+
+MASK_MODES = ("rfdetr", "stock")
+
+
+def _mode_and_arith(device: torch.device, mask_mode: str, arith: int | None) -> tuple[int, int]:
+    """The run kernel's (MODE, ARITH) for ``mask_mode`` on ``device``.
+
+    Stock masks are torch CUDA's antialiased order wherever the kernel runs:
+    ``ARITH_CUDA`` (hardware FMA) on a GPU, ``ARITH_CPU_FMA`` (the same FMA
+    emulated) under the interpreter.
+    """
+    from inference_accel.kernels import postprocess as k
+
+    if mask_mode not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+    if mask_mode == "stock":
+        if arith is None:
+            arith = k.ARITH_CUDA if device.type == "cuda" else k.ARITH_CPU_FMA
+        if arith not in (k.ARITH_CUDA, k.ARITH_CPU_FMA):
+            raise ValueError("stock masks take ARITH_CUDA or ARITH_CPU_FMA (torch CUDA's FMA, emulated)")
+        return k.MODE_STOCK, arith
+    if arith is None:
+        arith = device_arith(device)
+        if arith is None:
+            raise RuntimeError("torch's CPU bilinear arithmetic matches no known order")
+    return k.MODE_RFDETR, arith
+
+
+@dataclass
+class _ImagePacket:
+    """One image's part of a copied-back packet."""
+
+    count: int
+    det_i: np.ndarray  # (max_det, 2) int32: query, class
+    det_f: np.ndarray  # (max_det, 5) float32: score, x1, y1, x2, y2
+    crops: list[CropRuns | None]
+
+
+def _read_packet(pending: Pending) -> list[_ImagePacket]:
+    """Wait for the copy, check the overflow flag, split the packet per image."""
+    from inference_accel.kernels import postprocess as k
+
+    if pending.event is not None:
+        pending.event.synchronize()
+    words = pending.packet.numpy() if pending.packet.device.type == "cpu" else pending.packet.cpu().numpy()
+    words = np.array(words, copy=True)
+    lay = pending.layout
+    total = int(words[k.HDR_TOTAL])
+    if int(words[k.HDR_OVERFLOW]) or total > lay.capacity:
+        raise RunsOverflow(f"{total} runs exceed the capacity of {lay.capacity}")
+    rows = lay.batch * lay.max_det
+    det_i = words[lay.det_i : lay.det_f].reshape(lay.batch, lay.max_det, 2)
+    det_f = words[lay.det_f : lay.bounds].view(np.float32).reshape(lay.batch, lay.max_det, 5)
+    starts = words[lay.range_start : lay.range_end].reshape(lay.batch, lay.max_det)
+    ends = words[lay.range_end : lay.range_end + rows].reshape(lay.batch, lay.max_det)
+    runs = words[lay.runs : lay.runs + 3 * max(total, 0)].reshape(-1, 3)
+    images = []
+    for image in range(lay.batch):
+        count = int(words[lay.counts + image])
+        crops = [
+            intervals_to_crop_runs(runs[s:e, 0], runs[s:e, 1], runs[s:e, 2])
+            for s, e in zip(starts[image, :count], ends[image, :count])
+        ]
+        images.append(_ImagePacket(count, det_i[image], det_f[image], crops))
+    return images
 
 
 _default: TritonPostprocessor | None = None
