@@ -339,11 +339,20 @@ def test_the_self_check_passes_on_the_gpu(kernel_device):
 # -- the inference-models integration's CUDA glue, on the interpreter --------------------------
 @pytest.mark.parametrize("in_hw, target, canvas_hw, offset", [((6, 7), (40, 33), (40, 33), (0, 0)),
                                                              ((9, 5), (31, 50), (45, 60), (3, 7))])
-def test_integration_glue_pastes_and_encodes_the_kernel_crops(in_hw, target, canvas_hw, offset):
-    """The CUDA branch of integrations.inference_models: dense canvas and COCO RLE equal the modelled CUDA masks."""
+@pytest.mark.parametrize("run_capacity", [1 << 16, 1], ids=["runs", "overflow-dense-crops"])
+def test_integration_glue_pastes_and_encodes_the_kernel_masks(in_hw, target, canvas_hw, offset, run_capacity,
+                                                              monkeypatch, caplog):
+    """The CUDA branch of integrations.inference_models: dense canvas and COCO RLE equal the modelled CUDA masks,
+    from the run kernels, and from the dense-crop kernel when the runs overflow (said once)."""
     from pycocotools import mask as mask_utils
 
+    from inference_accel import dispatch
+    from inference_accel.integrations import inference_models
     from inference_accel.integrations.inference_models import _cuda_dense_masks, _cuda_rle_counts
+    from inference_accel.postprocess.triton_launch import TritonPostprocessor
+
+    monkeypatch.setattr(inference_models, "_run_postprocessor", TritonPostprocessor(capacity=run_capacity))
+    monkeypatch.setattr(dispatch, "_warned", set())
 
     logits = np.random.default_rng(7).standard_normal((4, *in_hw)).astype(np.float32)
     logits[1] = -1.0  # an empty mask
@@ -356,6 +365,8 @@ def test_integration_glue_pastes_and_encodes_the_kernel_crops(in_hw, target, can
     counts = _cuda_rle_counts(torch.from_numpy(logits), target, canvas_hw, offset)
     decoded = [mask_utils.decode({"size": list(canvas_hw), "counts": c}) for c in counts]
     assert np.array_equal(np.stack(decoded).astype(bool), expected)
+    overflowed = [r for r in caplog.records if "take the dense-crop stock-mask kernel" in r.getMessage()]
+    assert len(overflowed) == (1 if run_capacity == 1 else 0)
 
 
 def test_integration_gate_refuses_a_device_whose_resize_differs(monkeypatch):

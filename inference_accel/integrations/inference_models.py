@@ -29,10 +29,16 @@ same keyword arguments, ``InstanceDetections`` with dense masks or
   said once) the numpy executor runs, except for dense grids under
   :data:`NUMPY_DENSE_MIN_AREA` pixels, where the stock torchvision resize
   itself is cheaper and runs instead (exact by definition).
-  On a CUDA device the masks take the Triton kernel of
-  :mod:`inference_accel.postprocess.stock_triton`, which follows torch
-  CUDA's own order, after a first-use self-check against torchvision on that
-  device (written, not yet run on a GPU). Falls back to the stock mask code
+  On a CUDA device the masks take the sparse run kernels in their stock
+  mode (``TritonPostprocessor.launch_masks_batch``: torch CUDA's own
+  antialiased order, fixed buffers, one copy of the column runs back; dense
+  masks are decoded from the runs, RLE strings built from them directly),
+  after a first-use self-check of that order against torchvision on the
+  device (written, not yet run on a GPU); a frame whose runs overflow the
+  buffer takes the dense-crop kernel of
+  :mod:`inference_accel.postprocess.stock_triton` (same arithmetic, said
+  once). The work goes on the model's post-processing stream, as stock's
+  does (:func:`_post_process_scope`). Falls back to the stock mask code
   (exact by construction) for: masks not float32, a CUDA device without
   Triton or failing the self-check, a downsampling resize (frames smaller than the mask grid),
   a torch whose resize arithmetic the start-up probe does not recognise, and
@@ -72,6 +78,7 @@ outside the supported range.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
@@ -464,24 +471,63 @@ class AcceleratedRFDetrSegMixin:
             recommended_parameters=self.recommended_parameters,
             default_confidence=st.INFERENCE_MODELS_RFDETR_DEFAULT_CONFIDENCE,
         ).get_threshold(self.class_names)
-        bboxes, logits, masks = model_results
-        probabilities = torch.nn.functional.sigmoid(logits)
-        if isinstance(threshold, torch.Tensor):
-            threshold = threshold.to(device=bboxes.device, dtype=probabilities.dtype)
-        select = _select_dense if mask_format == "dense" else _select_rle
-        results, notes = [], []
-        for image_boxes, image_probabilities, image_masks, meta in zip(bboxes, probabilities, masks, pre_processing_meta):
-            confidence_values, classes, boxes_xyxy, queries = select(
-                image_boxes, image_probabilities, threshold, len(self.class_names), self._classes_re_mapping, max_detections, meta
-            )
-            result, note = _align(
-                boxes_xyxy, image_masks, queries, meta, masks_resolution_factor, mask_format, confidence_values, classes
-            )
-            results.append(result)
-            notes.append(note)
+        with _post_process_scope(self, model_results):
+            bboxes, logits, masks = model_results
+            probabilities = torch.nn.functional.sigmoid(logits)
+            if isinstance(threshold, torch.Tensor):
+                threshold = threshold.to(device=bboxes.device, dtype=probabilities.dtype)
+            select = _select_dense if mask_format == "dense" else _select_rle
+            results, notes = [], []
+            for image_boxes, image_probabilities, image_masks, meta in zip(
+                bboxes, probabilities, masks, pre_processing_meta
+            ):
+                confidence_values, classes, boxes_xyxy, queries = select(
+                    image_boxes, image_probabilities, threshold, len(self.class_names), self._classes_re_mapping,
+                    max_detections, meta,
+                )
+                result, note = _align(
+                    boxes_xyxy, image_masks, queries, meta, masks_resolution_factor, mask_format, confidence_values,
+                    classes,
+                )
+                results.append(result)
+                notes.append(note)
         reasons = sorted({n for n in notes if n is not None})
         _note(self, "post_process", OURS if not reasons else STOCK, "; ".join(reasons) or None)
         return results
+
+
+@contextlib.contextmanager
+def _post_process_scope(model: Any, model_results):
+    """Run our postprocessing where the stock one runs: on the model's post-processing stream.
+
+    As stock's ``post_process`` does (ONNX and TRT classes of 0.39): on a
+    CUDA model the work goes on ``_post_process_stream``, which first waits
+    for the TensorRT outputs' produce event (the depth-2 pipeline hands
+    outputs over before the engine finished), marks the outputs as used
+    there, afterwards records the graph state's "outputs consumed" event (so
+    the next replay may overwrite them), and is synchronised before the
+    results are returned. On the CPU it is a no-op.
+    """
+    first = model_results[0] if isinstance(model_results, (tuple, list)) and model_results else None
+    stream = getattr(model, "_post_process_stream", None) if getattr(first, "is_cuda", False) is True else None
+    if stream is None:
+        yield
+        return
+    produce_event = getattr(first, "_trt_produce_event", None)
+    graph_state = getattr(first, "_trt_graph_state", None)
+    with _stock().use_cuda_stream(stream):
+        if produce_event is not None:
+            stream.wait_event(produce_event)
+        for element in model_results:
+            element.record_stream(stream)
+        yield
+        if graph_state is not None:
+            consumed = getattr(graph_state, "consumer_done_event", None)
+            if consumed is None:
+                consumed = torch.cuda.Event()
+                graph_state.consumer_done_event = consumed
+            consumed.record(stream)
+    stream.synchronize()
 
 
 # -- selection: the stock semantics of each mask format ---------------------------------------
@@ -605,7 +651,7 @@ def _align(boxes_xyxy, image_masks, queries, meta, factor, mask_format, confiden
             masks_resolution_factor=factor,
         )
         reason = stock_masks.unsupported_reason(tuple(unpadded.shape[1:]), tuple(target))
-        if reason is None and unpadded.is_cuda:  # torch CUDA's order (inf/NaN included): the Triton kernel
+        if reason is None and _kernel_masks(unpadded):  # torch CUDA's order (inf/NaN included): the Triton kernels
             values = unpadded
         elif reason is None:
             values = unpadded.numpy()
@@ -656,6 +702,11 @@ def _align(boxes_xyxy, image_masks, queries, meta, factor, mask_format, confiden
 # executor: measured stock / numpy time 0.80x at 312x554 (quiet machine), 0.93x there, 1.42x at
 # 480x854 and 2.0x at 720x1280 (loaded machine; 60 masks of seg-nano, random weights).
 NUMPY_DENSE_MIN_AREA = 300_000
+
+
+def _kernel_masks(logits: torch.Tensor) -> bool:
+    """True when the masks take the Triton kernels (CUDA logits; the tests force it under the interpreter)."""
+    return logits.is_cuda
 
 
 def _native_mode() -> Optional[str]:
@@ -741,23 +792,71 @@ def _cuda_masks_reason(device: torch.device) -> Optional[str]:
     return reason
 
 
-def _cuda_dense_masks(logits: torch.Tensor, target, canvas_hw, offset) -> torch.Tensor:
-    """(N, CH, CW) bool on the logits' device, as the stock code returns it: the Triton crops pasted."""
-    from inference_accel.postprocess import stock_triton
+_run_postprocessor = None
 
-    crops = stock_triton.threshold_upsampled_triton(logits, target)
-    return torch.from_numpy(stock_masks.paste_dense(crops, target, offset, canvas_hw)).to(logits.device)
+
+def _cuda_mask_intervals(logits: torch.Tensor, target, canvas_hw, offset) -> Optional[list]:
+    """Each mask's foreground column intervals on the canvas, from the run kernels' stock mode.
+
+    One launch sequence over fixed buffers (bounds, run count, prefix sum,
+    runs) and one copy of the runs back: no dense mask crosses to the host.
+    None when the runs overflow the buffer (the caller takes the dense-crop
+    kernel for the frame, said once).
+    """
+    global _run_postprocessor
+    from inference_accel.postprocess.mask_geometry import MaskPlacement
+    from inference_accel.postprocess.triton_launch import RunsOverflow, TritonPostprocessor
+
+    with _cuda_lock:
+        if _run_postprocessor is None:
+            _run_postprocessor = TritonPostprocessor()
+        post = _run_postprocessor
+    n, h, w = (int(v) for v in logits.shape)
+    placement = MaskPlacement((0, h), (0, w), (int(target[0]), int(target[1])), (int(offset[0]), int(offset[1])))
+    queries = torch.arange(n, dtype=torch.int32, device=logits.device)[None]
+    counts = torch.full((1,), n, dtype=torch.int32, device=logits.device)
+    with post.lock:
+        pending = post.launch_masks_batch(logits[None], queries, counts, placement, tuple(canvas_hw))
+        try:
+            (intervals,) = post.finish_mask_intervals(pending)
+        except RunsOverflow as exc:
+            dispatch.warn_once(
+                "inference_models:masks:overflow",
+                f"inference_models integration: {exc}; such frames take the dense-crop stock-mask kernel",
+            )
+            return None
+    return intervals
+
+
+def _cuda_dense_masks(logits: torch.Tensor, target, canvas_hw, offset) -> torch.Tensor:
+    """(N, CH, CW) bool on the logits' device, as the stock code returns it: the runs decoded by supervision."""
+    from inference_accel.postprocess import stock_triton
+    from inference_accel.postprocess.crop_rle import build_compact_mask, intervals_to_crop_runs
+
+    intervals = _cuda_mask_intervals(logits, target, canvas_hw, offset)
+    if intervals is None:  # overflow: the dense-crop kernel, the same arithmetic
+        crops = stock_triton.threshold_upsampled_triton(logits, target)
+        return torch.from_numpy(stock_masks.paste_dense(crops, target, offset, canvas_hw)).to(logits.device)
+    crops = [intervals_to_crop_runs(r[:, 0], r[:, 1], r[:, 2]) for r in intervals]
+    dense = build_compact_mask(crops, canvas_hw).to_dense() if crops else np.zeros((0, *canvas_hw), bool)
+    return torch.from_numpy(dense).to(logits.device)
 
 
 def _cuda_rle_counts(logits: torch.Tensor, target, canvas_hw, offset) -> list:
-    """Each mask's COCO compressed counts over the canvas, from the Triton crops."""
+    """Each mask's COCO compressed counts over the canvas, straight from the runs."""
     from pycocotools import mask as mask_utils
 
     from inference_accel.postprocess import stock_triton
+    from inference_accel.postprocess.crop_rle import intervals_to_coco_counts
 
     height, width = int(canvas_hw[0]), int(canvas_hw[1])
-    crops = stock_triton.threshold_upsampled_triton(logits, target)
-    objects = [{"size": [height, width], "counts": stock_masks.coco_counts(c, canvas_hw, offset)} for c in crops]
+    intervals = _cuda_mask_intervals(logits, target, canvas_hw, offset)
+    if intervals is None:  # overflow: the dense-crop kernel, the same arithmetic
+        crops = stock_triton.threshold_upsampled_triton(logits, target)
+        counts = [stock_masks.coco_counts(c, canvas_hw, offset) for c in crops]
+    else:
+        counts = [intervals_to_coco_counts(r[:, 0], r[:, 1], r[:, 2], canvas_hw).tolist() for r in intervals]
+    objects = [{"size": [height, width], "counts": c} for c in counts]
     return [rle["counts"] for rle in mask_utils.frPyObjects(objects, height, width)]
 
 

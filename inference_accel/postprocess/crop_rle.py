@@ -63,6 +63,32 @@ def intervals_to_crop_runs(
     return _runs_from_stream(starts, stops, h * w), (h, w), (x1, y1)
 
 
+def intervals_to_coco_counts(
+    x: npt.ArrayLike, y_start: npt.ArrayLike, y_stop: npt.ArrayLike, canvas_hw: tuple[int, int]
+) -> npt.NDArray[np.int64]:
+    """Foreground column intervals of one mask -> uncompressed COCO counts over the whole canvas.
+
+    Column-major, starting with the leading background run (0 when the
+    first pixel is set), no trailing zero-length run: what
+    ``pycocotools.mask.frPyObjects`` takes. Intervals sorted by ``(x,
+    y_start)``; a run ending a canvas column and one starting the next are
+    one run, as in a dense encoding.
+
+    >>> intervals_to_coco_counts(np.array([1, 2]), np.array([2, 0]), np.array([4, 1]), (4, 3)).tolist()
+    [6, 3, 3]
+    >>> intervals_to_coco_counts(np.array([], int), np.array([], int), np.array([], int), (2, 2)).tolist()
+    [4]
+    """
+    height, width = int(canvas_hw[0]), int(canvas_hw[1])
+    x = np.asarray(x, dtype=np.int64)
+    if x.size == 0:
+        return np.array([height * width], dtype=np.int64)
+    base = x * height
+    return _runs_from_stream(
+        base + np.asarray(y_start, dtype=np.int64), base + np.asarray(y_stop, dtype=np.int64), height * width
+    ).astype(np.int64)
+
+
 def _runs_from_stream(starts: np.ndarray, stops: np.ndarray, total: int) -> npt.NDArray[np.int32]:
     """Sorted half-open foreground intervals on a stream of ``total`` pixels -> runs."""
     if starts.size > 1:

@@ -207,13 +207,33 @@ def device_self_check(device: torch.device | str) -> str | None:
             if crop is not None:
                 h, w = crop.rows.shape
                 ours[i, crop.y0 : crop.y0 + h, crop.x0 : crop.x0 + w] = crop.rows
-        differ = int((ours != stock.cpu().numpy()).sum())
-        if differ:
-            return (
-                f"stock-mask Triton kernel differs from torchvision's resize on {device} in {differ} pixels "
-                f"of a {in_hw} -> {out_hw} probe ({kind} logits)"
-            )
+        for kernel, result in (("dense stock-mask", ours), ("stock-mode run", _runs_dense(logits, out_hw))):
+            differ = int((result != stock.cpu().numpy()).sum())
+            if differ:
+                return (
+                    f"the {kernel} Triton kernel differs from torchvision's resize on {device} in {differ} pixels "
+                    f"of a {in_hw} -> {out_hw} probe ({kind} logits)"
+                )
     return None
+
+
+def _runs_dense(logits: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) bool: the run kernels' stock mode on (N, h, w) logits, decoded (the self-check's second kernel)."""
+    from inference_accel.postprocess.crop_rle import build_compact_mask
+    from inference_accel.postprocess.mask_geometry import MaskPlacement
+    from inference_accel.postprocess.triton_launch import TritonPostprocessor
+
+    n, h, w = (int(v) for v in logits.shape)
+    post = TritonPostprocessor(capacity=1 << 16)
+    pending = post.launch_masks_batch(
+        logits[None],
+        torch.arange(n, dtype=torch.int32, device=logits.device)[None],
+        torch.full((1,), n, dtype=torch.int32, device=logits.device),
+        MaskPlacement((0, h), (0, w), tuple(out_hw), (0, 0)),
+        tuple(out_hw),
+    )
+    (crops,) = post.finish_masks(pending)
+    return build_compact_mask(crops, out_hw).to_dense()
 
 
 def _tight(mask: np.ndarray) -> Crop | None:

@@ -491,6 +491,11 @@ class TritonPostprocessor:
         """
         return [image.crops for image in _read_packet(pending)]
 
+    def finish_mask_intervals(self, pending: Pending) -> list[list[np.ndarray]]:
+        """Like :meth:`finish_masks`, but each detection's raw foreground column intervals:
+        int32 (k, 3) rows ``(x, y_start, y_stop)`` on the canvas, sorted by ``(x, y_start)``."""
+        return [image.intervals for image in _read_packet(pending)]
+
     def __call__(self, *args, **kwargs) -> sv.Detections:
         """Launch and finish one image (thread-safe)."""
         with self.lock:
@@ -538,7 +543,11 @@ class _ImagePacket:
     count: int
     det_i: np.ndarray  # (max_det, 2) int32: query, class
     det_f: np.ndarray  # (max_det, 5) float32: score, x1, y1, x2, y2
-    crops: list[CropRuns | None]
+    intervals: list[np.ndarray]  # per detection, int32 (k, 3): (x, y_start, y_stop) frame pixels
+
+    @property
+    def crops(self) -> list[CropRuns | None]:
+        return [intervals_to_crop_runs(r[:, 0], r[:, 1], r[:, 2]) for r in self.intervals]
 
 
 def _read_packet(pending: Pending) -> list[_ImagePacket]:
@@ -562,11 +571,8 @@ def _read_packet(pending: Pending) -> list[_ImagePacket]:
     images = []
     for image in range(lay.batch):
         count = int(words[lay.counts + image])
-        crops = [
-            intervals_to_crop_runs(runs[s:e, 0], runs[s:e, 1], runs[s:e, 2])
-            for s, e in zip(starts[image, :count], ends[image, :count])
-        ]
-        images.append(_ImagePacket(count, det_i[image], det_f[image], crops))
+        intervals = [runs[s:e] for s, e in zip(starts[image, :count], ends[image, :count])]
+        images.append(_ImagePacket(count, det_i[image], det_f[image], intervals))
     return images
 
 

@@ -195,3 +195,45 @@ def assert_same_inputs(stock, accelerated) -> None:
 
 def random_frame(rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
     return rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+
+
+def _cuda_order_resize(img, size, interpolation=None, antialias=True, **kwargs):
+    """torchvision's resize as torch CUDA computes it (the numpy model of its order), on CPU tensors."""
+    import torch
+    from torchvision.transforms import functional as TF
+
+    from inference_accel.postprocess.stock_cuda_model import stock_resize_cuda
+
+    assert interpolation == TF.InterpolationMode.BILINEAR and antialias in (True, None) and not kwargs
+    values = img.numpy()
+    lead, (h, w) = values.shape[:-2], values.shape[-2:]
+    with np.errstate(all="ignore"):
+        out = stock_resize_cuda(values.reshape(-1, h, w), (int(size[0]), int(size[1])))
+    return torch.from_numpy(out.reshape(*lead, *out.shape[-2:]))
+
+
+@pytest.fixture
+def cuda_order_masks(monkeypatch):
+    """Both sides compute masks in torch CUDA's order, on the CPU, as on a GPU.
+
+    Stock: torchvision's resize is swapped for the numpy model of the CUDA
+    kernel. Ours: the masks take the Triton run kernels (as CUDA logits do),
+    under the interpreter with the CUDA FMAs emulated. Yields a list that
+    gets one entry per launch of the run kernels (a test asserts they ran).
+    """
+    import os
+
+    from torchvision.transforms import functional as TF
+
+    from inference_accel.integrations import inference_models as im
+    from inference_accel.integrations import stock_masks
+
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("the Triton interpreter is off (--device cuda): on a GPU the real kernels meet the real resize")
+    stock_masks.kernel_check()  # the start-up probe of torch's CPU resize runs (and is cached) before the swap
+    monkeypatch.setattr(TF, "resize", _cuda_order_resize)
+    monkeypatch.setattr(im, "_kernel_masks", lambda logits: True)
+    launched = []
+    real = im._cuda_mask_intervals  # noqa: SLF001
+    monkeypatch.setattr(im, "_cuda_mask_intervals", lambda *a: launched.append(1) or real(*a))
+    yield launched

@@ -105,3 +105,25 @@ def test_a_cuda_model_preprocesses_on_its_device_when_the_kernel_can(monkeypatch
         assert str(AcceleratedRFDetrSegMixin._accel_preprocess_device(model)) == "cpu"  # noqa: SLF001
     finally:
         dispatch.register(dispatch.Implementation(pre_api.OP, pre_api.TRITON, 20, pre_api._check_triton))  # noqa: SLF001
+
+
+
+@pytest.mark.parametrize("mask_format", ["dense", "rle"])
+def test_postprocessing_through_the_run_kernels_equals_stock_in_cuda_arithmetic(nano, frames, cuda_order_masks, mask_format):
+    """What a CUDA model's masks run (the run kernels' stock mode), here under Triton's interpreter.
+
+    The stock side's resize is swapped for the model of torch CUDA's order
+    (what stock computes on a GPU); ours takes the Triton run kernels with
+    that order's FMAs emulated (``cuda_order_masks``). Boxes, scores,
+    classes and every mask pixel (dense) or every RLE string must be equal.
+    """
+    stock, accelerated = nano
+    frame = frames["312p"][0]
+    x, meta = stock.pre_process(frame)
+    raw = stock.forward(x)
+    # 5 detections keep the interpreter's work to seconds (the masks of a random-weight model cover the frame)
+    stock_out = stock.post_process(raw, meta, mask_format=mask_format, max_detections=5)
+    accel_out = accelerated.post_process(raw, meta, mask_format=mask_format, max_detections=5)
+    assert cuda_order_masks and len(stock_out[0]) == 5, accelerated.acceleration
+    assert_same_detections(stock_out, accel_out)
+    assert accelerated.acceleration["post_process"] == ("inference_accel", None)

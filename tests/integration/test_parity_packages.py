@@ -72,6 +72,25 @@ def test_accelerated_equals_stock(models, package, mask_format):
         assert post == ("inference_accel", None), post
 
 
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+@pytest.mark.parametrize("mask_format", ["dense", "rle"])
+def test_run_kernels_equal_stock_in_cuda_arithmetic(models, package, mask_format, cuda_order_masks):
+    """The masks a CUDA model gets (the run kernels' stock mode: windows, canvases, static-crop offsets),
+    against stock computing in torch CUDA's order, both on the CPU (``cuda_order_masks``)."""
+    stock, accelerated = models[package]
+    rng = np.random.default_rng(1)
+    for hw in ((180, 320), (96, 64)):  # small frames: the interpreter pays per pixel of the masks' bounds
+        frame = random_frame(rng, hw)
+        for factor in (1.0, 0.5):
+            stock_out, accel_out = run_both(
+                stock, accelerated, frame, mask_format=mask_format, confidence=0.05, masks_resolution_factor=factor
+            )
+            assert_same_detections(stock_out, accel_out)
+            assert len(stock_out[0]) > 0
+            assert accelerated.acceleration["post_process"] == ("inference_accel", None)
+    assert cuda_order_masks
+
+
 @pytest.mark.parametrize("mask_format", ["dense", "rle"])
 def test_frames_smaller_than_the_mask_grid_fall_back_with_a_reason(models, mask_format):
     stock, accelerated = models["stretch"]
