@@ -418,9 +418,42 @@ def check_postprocess(flags, budget: float) -> Part:
                 return f"image {image}: {problem}"
         return None
 
+    def stock_mode_runs(case):
+        """inference-models' mask semantics from the run kernels (stock mode) == torchvision's CUDA resize > 0,
+        on a logit window placed at an offset on a bigger canvas."""
+        from torchvision.transforms import functional as TF
+
+        from inference_accel.postprocess.crop_rle import build_compact_mask
+        from inference_accel.postprocess.mask_geometry import MaskPlacement
+
+        frame_hw, queries, detections, side, mode, dtype = case
+        masks = object_masks(generator, queries, side, torch.float32)
+        chosen = torch.randperm(queries, generator=generator, device="cuda")[:detections].to(torch.int32)
+        window = (2, side - 3, 0, side)  # rows cut as a letterbox unpad does
+        top_left = (5, 9)
+        canvas = (frame_hw[0] + 7, frame_hw[1] + 11)
+        placement = MaskPlacement(window[:2], window[2:], tuple(frame_hw), top_left)
+        pending = launcher.launch_masks_batch(
+            masks[None], chosen[None], torch.tensor([detections], dtype=torch.int32, device="cuda"), placement, canvas
+        )
+        crops = launcher.finish_masks(pending)[0]
+        compact = build_compact_mask(crops, canvas)
+        for start in range(0, detections, REFERENCE_CHUNK):
+            picked = masks[chosen[start : start + REFERENCE_CHUNK].long(), window[0] : window[1], window[2] : window[3]]
+            resized = TF.resize(picked, list(frame_hw), interpolation=TF.InterpolationMode.BILINEAR) > 0
+            expected = torch.zeros((picked.shape[0], *canvas), dtype=torch.bool, device="cuda")
+            expected[:, top_left[0] : top_left[0] + frame_hw[0], top_left[1] : top_left[1] + frame_hw[1]] = resized
+            got = torch.from_numpy(compact[start : start + picked.shape[0]].to_dense()).cuda()
+            differ = int((got != expected).sum())
+            if differ:
+                return f"stock-mode runs differ from torchvision's CUDA resize in {differ} pixels (masks {start}+)"
+        return None
+
     clock = Clock(budget)
     run_cases(part, [POSTPROC_CASES[0]], lambda c: f"api.postprocess {c[0][1]}x{c[0][0]} Q={c[1]}", through_the_api,
               budget)
+    run_cases(part, [POSTPROC_CASES[0]], lambda c: f"stock-mode runs {c[0][1]}x{c[0][0]} dets={c[2]} masks {c[3]}^2",
+              stock_mode_runs, max(budget - clock.elapsed(), 0.0))
     run_cases(part, [POSTPROC_CASES[0]], lambda c: f"api.postprocess_batch 3 x {c[0][1]}x{c[0][0]} Q={c[1]}",
               one_launch_per_batch, max(budget - clock.elapsed(), 0.0))
     run_cases(part, POSTPROC_CASES,
