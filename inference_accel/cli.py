@@ -236,10 +236,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if given:
         raise CLIError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --matrix only")
     json_path = _check_writable(Path(args.json), "--json") if args.json else None
+    # The model first: a bad --model is reported before a sample video is rendered for nothing.
+    pipeline = _pipeline_from(args)
     video_path = media.resolve_source(args.video)
     limit = None if args.frames == 0 else args.frames + args.warmup
     video = media.VideoFrames(video_path, limit=limit)
-    pipeline = _pipeline_from(args)
     results = []
     start = time.perf_counter() if args.warmup == 0 else None
     progress = tqdm(total=len(video) or None, desc="bench", unit="frame", file=sys.stderr, disable=args.quiet)
