@@ -71,8 +71,13 @@ def whole(logits_shape, out_hw) -> MaskPlacement:
     return MaskPlacement((0, logits_shape[-2]), (0, logits_shape[-1]), tuple(out_hw), (0, 0))
 
 
+# The dense kernel's sizes that differ in kind: a 3-tap window with an unchanged width, an unchanged
+# width alone, one source pixel, and the size where the cancelling logits tell the orders apart.
+RUN_SIZES = [SIZES[1], SIZES[2], SIZES[3], SIZES[5]]
+
+
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("in_hw,out_hw", SIZES)
+@pytest.mark.parametrize("in_hw,out_hw", RUN_SIZES)
 def test_every_pixel_equals_the_stock_cuda_model(case, in_hw, out_hw, kernel_device):
     logits = logits_case(case, (8, *in_hw), seed=1)
     placement = whole(logits.shape, out_hw)

@@ -121,9 +121,9 @@ def test_postprocessing_through_the_run_kernels_equals_stock_in_cuda_arithmetic(
     frame = frames["312p"][0]
     x, meta = stock.pre_process(frame)
     raw = stock.forward(x)
-    # 5 detections keep the interpreter's work to seconds (the masks of a random-weight model cover the frame)
-    stock_out = stock.post_process(raw, meta, mask_format=mask_format, max_detections=5)
-    accel_out = accelerated.post_process(raw, meta, mask_format=mask_format, max_detections=5)
-    assert cuda_order_masks and len(stock_out[0]) == 5, accelerated.acceleration
+    # 3 detections keep the interpreter's work to seconds (the masks of a random-weight model cover the frame)
+    stock_out = stock.post_process(raw, meta, mask_format=mask_format, max_detections=3)
+    accel_out = accelerated.post_process(raw, meta, mask_format=mask_format, max_detections=3)
+    assert cuda_order_masks and len(stock_out[0]) == 3, accelerated.acceleration
     assert_same_detections(stock_out, accel_out)
     assert accelerated.acceleration["post_process"] == ("inference_accel", None)
