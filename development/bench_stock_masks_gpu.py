@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import numpy as np
+from bench_masks import median_time  # this directory is on sys.path when a script here runs
 
 # name: (masks, logit side, frame (h, w), fraction of the logits above zero)
 CASES = {
@@ -90,15 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         times = {}
         for name, fn in (("stock", stock), ("dense-crops", dense_crops), ("runs", runs)):
-            fn()
-            torch.cuda.synchronize()
-            samples = []
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                fn()
-                torch.cuda.synchronize()
-                samples.append((time.perf_counter() - start) * 1e3)
-            times[name] = statistics.median(samples)
+            fn()  # warm-up: compiles the kernels, uploads the tables
+            seconds, _ = median_time(lambda fn=fn: (fn(), torch.cuda.synchronize()), args.repeats)
+            times[name] = seconds * 1e3
         row = {"case": case, "gpu": torch.cuda.get_device_name(), "median_ms": times,
                "speedup_vs_stock": {k: times["stock"] / v for k, v in times.items()}}
         rows.append(row)

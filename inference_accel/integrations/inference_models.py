@@ -838,8 +838,7 @@ def _cuda_dense_masks(logits: torch.Tensor, target, canvas_hw, offset) -> torch.
         crops = stock_triton.threshold_upsampled_triton(logits, target)
         return torch.from_numpy(stock_masks.paste_dense(crops, target, offset, canvas_hw)).to(logits.device)
     crops = [intervals_to_crop_runs(r[:, 0], r[:, 1], r[:, 2]) for r in intervals]
-    dense = build_compact_mask(crops, canvas_hw).to_dense() if crops else np.zeros((0, *canvas_hw), bool)
-    return torch.from_numpy(dense).to(logits.device)
+    return torch.from_numpy(build_compact_mask(crops, canvas_hw).to_dense()).to(logits.device)
 
 
 def _cuda_rle_counts(logits: torch.Tensor, target, canvas_hw, offset) -> list:

@@ -341,7 +341,7 @@ class TritonPostprocessor:
         if int(mask_logits.shape[0]) != batch or counts.shape != (batch,):
             raise ValueError(
                 f"queries {tuple(queries.shape)} and counts {tuple(counts.shape)} do not match "
-                f"{batch if int(mask_logits.shape[0]) == batch else int(mask_logits.shape[0])} images of mask logits"
+                f"{int(mask_logits.shape[0])} images of mask logits"
             )
         max_det = max(1, max_det)
         rows = batch * max_det
